@@ -1,0 +1,219 @@
+"""Swin Transformer backbones through timm, returning the four stage features.
+
+The seed papers use Swin-T (ImageNet-1k) as the encoder; Swin-S/B appear in
+their ablations. ``swin_nano`` keeps the same four-stage hierarchy (patch 4,
+channels C, 2C, 4C, 8C at strides 4, 8, 16, 32) at a size a laptop CPU trains
+in minutes.
+
+Shapes: an input ``(B, 3, H, W)`` with H, W divisible by 32 gives stage
+features ``(B, C_s, H / 2^(s+2), W / 2^(s+2))`` for s = 0..3 (NCHW). Inside the
+blocks timm works in NHWC, and so do the methods that hook into them.
+
+Weights (``pretrained``):
+
+- ``False``: random initialisation (timm's).
+- ``True``: timm's ImageNet weights through the HuggingFace hub; for
+  ``swin_nano`` the weights the repository ships (pretrained by
+  ``scripts/pretrain_swin_nano.py`` on a synthetic objective).
+- a path: a local file, either an official Swin ``.pth`` (key ``model``,
+  downsample at the end of a stage) or a timm ``.safetensors`` / ``.pth``
+  state dict. This is how offline clusters work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+from timm.models.swin_transformer import SwinTransformer, checkpoint_filter_fn
+
+NANO_WEIGHTS = Path(__file__).parent / "weights" / "swin_nano.safetensors"
+
+
+@dataclass(frozen=True)
+class SwinConfig:
+    """Architecture of one Swin variant (Liu et al. 2021, Table 7 naming)."""
+
+    timm_name: str
+    embed_dim: int
+    depths: tuple[int, ...]
+    num_heads: tuple[int, ...]
+    window_size: int
+    hub_tag: str | None  # timm pretrained tag on the hub, None when we ship the weights
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """Channels of the four stages: C, 2C, 4C, 8C."""
+        return tuple(self.embed_dim * 2**i for i in range(len(self.depths)))
+
+
+BACKBONES: dict[str, SwinConfig] = {
+    "swin_tiny": SwinConfig(
+        "swin_tiny_patch4_window7_224", 96, (2, 2, 6, 2), (3, 6, 12, 24), 7, "ms_in1k"
+    ),
+    "swin_small": SwinConfig(
+        "swin_small_patch4_window7_224", 96, (2, 2, 18, 2), (3, 6, 12, 24), 7, "ms_in1k"
+    ),
+    "swin_base": SwinConfig(
+        "swin_base_patch4_window7_224", 128, (2, 2, 18, 2), (4, 8, 16, 32), 7, "ms_in1k"
+    ),
+    # The CPU course: 32 channels, one head per 32 channels, 4x4 windows so a
+    # 128x128 input still has a window per 4x4 map at stage 4.
+    "swin_nano": SwinConfig("swin_nano", 32, (2, 2, 2, 2), (1, 2, 4, 8), 4, None),
+}
+
+
+def get_backbone_config(name: str) -> SwinConfig:
+    """The config of backbone ``name``; ``ValueError`` naming the valid ones."""
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown backbone {name!r}; valid backbones are: {', '.join(BACKBONES)}"
+        ) from None
+
+
+class SwinBackbone(nn.Module):
+    """Patch embedding and the four Swin stages of a timm model, nothing else.
+
+    The classification head and the final norm are dropped, so the trainable
+    count of the encoder is that of the papers (27.52M for Swin-T). Submodule
+    names follow timm (``patch_embed``, ``layers.{s}.downsample``,
+    ``layers.{s}.blocks.{b}``), so timm state dicts load unchanged.
+    """
+
+    def __init__(self, name: str = "swin_tiny", img_size: int = 224) -> None:
+        super().__init__()
+        if img_size % 32:
+            raise ValueError(f"img_size must be divisible by 32, got {img_size}")
+        self.name = name
+        self.config = get_backbone_config(name)
+        cfg = self.config
+        model = SwinTransformer(
+            img_size=img_size,
+            embed_dim=cfg.embed_dim,
+            depths=cfg.depths,
+            num_heads=cfg.num_heads,
+            window_size=cfg.window_size,
+            num_classes=0,
+            strict_img_size=False,  # any size divisible by 32, windows padded as needed
+            drop_path_rate=0.0,
+        )
+        self.patch_embed = model.patch_embed
+        self.layers = model.layers
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return self.config.dims
+
+    @property
+    def depths(self) -> tuple[int, ...]:
+        return self.config.depths
+
+    def blocks(self) -> list[tuple[int, int, nn.Module]]:
+        """All Swin blocks as ``(stage, index_in_stage, block)``, in forward order."""
+        return [
+            (s, b, block)
+            for s, stage in enumerate(self.layers)
+            for b, block in enumerate(stage.blocks)
+        ]
+
+    def forward_nhwc(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Stage outputs in NHWC: ``[(B, H/4, W/4, C), ..., (B, H/32, W/32, 8C)]``."""
+        _check_input(images)
+        x = self.patch_embed(images)
+        feats = []
+        for stage in self.layers:
+            x = stage.downsample(x)
+            for block in stage.blocks:
+                x = block(x)
+            feats.append(x)
+        return feats
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Stage outputs in NCHW: ``[(B, C, H/4, W/4), ..., (B, 8C, H/32, W/32)]``."""
+        return [f.permute(0, 3, 1, 2) for f in self.forward_nhwc(images)]
+
+
+def _check_input(images: torch.Tensor) -> None:
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
+    h, w = images.shape[-2:]
+    if h % 32 or w % 32:
+        raise ValueError(f"image height and width must be divisible by 32, got {h}x{w}")
+
+
+def build_backbone(
+    name: str = "swin_tiny", pretrained: bool | str | Path = False, img_size: int = 224
+) -> SwinBackbone:
+    """A Swin backbone with random, hub or local-file weights (see module docstring)."""
+    backbone = SwinBackbone(name, img_size=img_size)
+    if pretrained is True:
+        if backbone.config.hub_tag is None:
+            load_weights(backbone, NANO_WEIGHTS)
+        else:
+            load_weights(backbone, _hub_state_dict(backbone.config))
+    elif pretrained:
+        load_weights(backbone, Path(pretrained))
+    return backbone
+
+
+def _hub_state_dict(cfg: SwinConfig) -> dict[str, torch.Tensor]:
+    """timm's ImageNet weights for ``cfg`` from the hub, or a clear offline error."""
+    tag = f"{cfg.timm_name}.{cfg.hub_tag}"
+    try:
+        model = timm.create_model(tag, pretrained=True, num_classes=0)
+    except Exception as err:  # hub errors come in many types (offline, DNS, HTTP)
+        raise RuntimeError(
+            f"could not fetch timm's pretrained weights {tag!r} from the HuggingFace hub "
+            f"({type(err).__name__}: {err}). On a machine without the hub, download the "
+            f"weights elsewhere and pass a local file: pretrained='path/to/{cfg.timm_name}.pth' "
+            f"(the official Swin release) or pretrained='path/to/model.safetensors' (timm)."
+        ) from err
+    return model.state_dict()
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` or ``.pth`` file (``weights_only``) into a flat state dict."""
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
+    return state
+
+
+def load_weights(
+    backbone: SwinBackbone, source: Path | dict[str, torch.Tensor]
+) -> SwinBackbone:
+    """Load Swin weights (official or timm layout) into ``backbone``.
+
+    Official checkpoints are converted by timm's ``checkpoint_filter_fn``
+    (downsample moved to the start of the next stage, relative-position tables
+    resized). Head and final-norm weights are ignored; any other missing or
+    unexpected key is an error that names the file and the keys.
+    """
+    state = read_state_dict(source) if isinstance(source, Path) else source
+    where = str(source) if isinstance(source, Path) else "state dict"
+    state = checkpoint_filter_fn(state, backbone)
+    state = {k: v for k, v in state.items() if not k.startswith(("head.", "norm."))}
+    result = backbone.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if "attn_mask" not in k]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"{where} does not match backbone {backbone.name!r}: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {result.unexpected_keys[:5]}"
+            f"{'...' if len(result.unexpected_keys) > 5 else ''}"
+        )
+    return backbone

@@ -1,0 +1,58 @@
+"""The trainable-parameter table of every method (the papers' "Encoder / All" column).
+
+Models are built on PyTorch's ``meta`` device: shapes without storage, so
+counting all methods on Swin-B takes a second and no memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from vmtlib.methods import METHODS
+from vmtlib.model import build_model, count_parameters
+from vmtlib.tasks import ALL_TASKS
+
+
+def parameter_row(
+    method: str,
+    backbone: str = "swin_tiny",
+    tasks: str | Iterable[str] = ALL_TASKS,
+    decoder: str = "segformer",
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """``{"method", "kwargs", "encoder", "all", "one_pass"}`` for one method (plain counts)."""
+    with torch.device("meta"):
+        model = build_model(method, backbone=backbone, tasks=tasks, decoder=decoder, **kwargs)
+    counts = count_parameters(model)
+    return {
+        "method": method,
+        "kwargs": dataclasses.asdict(model.encoder.config),
+        "encoder": counts["encoder"],
+        "all": counts["total"],
+        "one_pass": model.one_pass,
+    }
+
+
+def parameter_table(
+    backbone: str = "swin_tiny",
+    tasks: str | Iterable[str] = ALL_TASKS,
+    decoder: str = "segformer",
+) -> list[dict[str, Any]]:
+    """One :func:`parameter_row` per method id, with paper-default hyper-parameters."""
+    return [parameter_row(m, backbone, tasks, decoder) for m in METHODS]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as the papers print them: millions, ``encoder / all``."""
+    lines = [f"{'method':<26} {'hyper-parameters':<22} {'encoder / all (M)':>19}  passes"]
+    for r in rows:
+        kw = ", ".join(f"{k}={v}" for k, v in r["kwargs"].items()) or "-"
+        counts = f"{r['encoder'] / 1e6:.2f} / {r['all'] / 1e6:.2f}"
+        lines.append(
+            f"{r['method']:<26} {kw:<22} {counts:>19}  {'O(1)' if r['one_pass'] else 'O(T)'}"
+        )
+    return "\n".join(lines)
