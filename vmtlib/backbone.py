@@ -27,8 +27,8 @@ from pathlib import Path
 
 import timm
 import torch
-from torch import nn
 from timm.models.swin_transformer import SwinTransformer, checkpoint_filter_fn
+from torch import nn
 
 NANO_WEIGHTS = Path(__file__).parent / "weights" / "swin_nano.safetensors"
 
@@ -43,6 +43,7 @@ class SwinConfig:
     num_heads: tuple[int, ...]
     window_size: int
     hub_tag: str | None  # timm pretrained tag on the hub, None when we ship the weights
+    decoder_dim: int = 256  # SegFormer head width (SegFormer also sizes it per backbone)
 
     @property
     def dims(self) -> tuple[int, ...]:
@@ -60,9 +61,11 @@ BACKBONES: dict[str, SwinConfig] = {
     "swin_base": SwinConfig(
         "swin_base_patch4_window7_224", 128, (2, 2, 18, 2), (4, 8, 16, 32), 7, "ms_in1k"
     ),
-    # The CPU course: 32 channels, one head per 32 channels, 4x4 windows so a
-    # 128x128 input still has a window per 4x4 map at stage 4.
-    "swin_nano": SwinConfig("swin_nano", 32, (2, 2, 2, 2), (1, 2, 4, 8), 4, None),
+    # The CPU course: 48 channels (a multiple of 48, like Swin-T's 96, so that
+    # VMT-Adapter-Lite's m = 3, 6, 12 divide every width and bottleneck at
+    # rho = 4), 4x4 windows so a 128x128 input has whole windows at stage 4.
+    # Its decoders embed in 64 channels: at 256 they would cost 4x the backbone.
+    "swin_nano": SwinConfig("swin_nano", 48, (2, 2, 2, 2), (2, 4, 8, 16), 4, None, 64),
 }
 
 

@@ -53,12 +53,15 @@ class SegFormerHead(nn.Module):
 DECODERS = {"segformer": SegFormerHead}
 
 
-def build_decoder(name: str, in_dims: Sequence[int], out_channels: int) -> nn.Module:
-    """A decoder ``name`` for stage widths ``in_dims`` and ``out_channels`` outputs."""
+def build_decoder(
+    name: str, in_dims: Sequence[int], out_channels: int, embed_dim: int = 256
+) -> nn.Module:
+    """A decoder ``name`` for stage widths ``in_dims``, ``out_channels`` outputs and
+    internal width ``embed_dim``."""
     try:
         cls = DECODERS[name]
     except KeyError:
         raise ValueError(
             f"unknown decoder {name!r}; valid decoders are: {', '.join(DECODERS)}"
         ) from None
-    return cls(in_dims, out_channels)
+    return cls(in_dims, out_channels, embed_dim)

@@ -23,7 +23,7 @@ from torch import nn
 
 from vmtlib.backbone import build_backbone
 from vmtlib.decoders import build_decoder
-from vmtlib.methods import Method, build_method
+from vmtlib.methods import Method, get_method_class, make_config
 from vmtlib.tasks import ALL_TASKS, get_task, parse_tasks
 
 
@@ -63,6 +63,7 @@ def build_model(
     pretrained: bool | str | Path = False,
     decoder: str = "segformer",
     img_size: int = 224,
+    decoder_dim: int | None = None,
     **method_kwargs: Any,
 ) -> MultiTaskModel:
     """Build method ``method`` on a frozen ``backbone`` with one decoder per task.
@@ -75,13 +76,18 @@ def build_model(
         decoder: ``segformer`` (All-MLP, default).
         img_size: the resolution the windows are laid out for (any multiple of
             32 runs; this one avoids padding).
+        decoder_dim: the decoders' embedding width; default the backbone's
+            (256 for Swin-T/S/B as in the papers, 64 for swin_nano).
         **method_kwargs: the method's hyper-parameters, e.g. ``rho=4``, ``m=3``.
     """
+    method_class = get_method_class(method)  # bad ids fail before any weight is built
+    config = make_config(method_class, **method_kwargs)
     task_ids = parse_tasks(tasks)
     bb = build_backbone(backbone, pretrained=pretrained, img_size=img_size)
-    encoder = build_method(method, bb, task_ids, **method_kwargs)
+    encoder = method_class(bb, task_ids, config)
+    width = decoder_dim or bb.config.decoder_dim
     decoders = nn.ModuleDict(
-        {t: build_decoder(decoder, bb.dims, get_task(t).channels) for t in task_ids}
+        {t: build_decoder(decoder, bb.dims, get_task(t).channels, width) for t in task_ids}
     )
     info = {
         "method": method,
@@ -89,6 +95,7 @@ def build_model(
         "tasks": list(task_ids),
         "decoder": decoder,
         "img_size": img_size,
+        "decoder_dim": width,
         "kwargs": dict(vars(encoder.config)),
     }
     return MultiTaskModel(encoder, decoders, info)

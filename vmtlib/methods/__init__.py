@@ -1,15 +1,12 @@
 """The registry of method ids; importing this package registers every method.
 
-``METHODS`` maps each id to a one-line description; ``build_method`` turns an
-id and its hyper-parameters into a :class:`~vmtlib.methods.base.Method`.
+``METHODS`` maps each id to a one-line description; ``get_method_class`` and
+``make_config`` turn an id and its hyper-parameters into a method class and
+its config (``vmtlib.build_model`` does both).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-from vmtlib.backbone import SwinBackbone
 from vmtlib.methods import adapter, full, vmt_adapter  # noqa: F401  (registration)
 from vmtlib.methods.base import (
     Method,
@@ -39,12 +36,4 @@ METHODS: dict[str, str] = {
 }
 
 
-def build_method(
-    method_id: str, backbone: SwinBackbone, tasks: Sequence[str], **kwargs: Any
-) -> Method:
-    """Attach method ``method_id`` with hyper-parameters ``kwargs`` to ``backbone``."""
-    cls = get_method_class(method_id)
-    return cls(backbone, tasks, make_config(cls, **kwargs))
-
-
-__all__ = ["METHODS", "Method", "build_method", "get_method_class"]
+__all__ = ["METHODS", "Method", "get_method_class", "make_config"]

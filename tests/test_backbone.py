@@ -1,0 +1,93 @@
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from vmtlib.backbone import BACKBONES, NANO_WEIGHTS, SwinBackbone, build_backbone
+
+
+@pytest.mark.parametrize("size", [64, 224])
+def test_nano_stage_features_are_nchw_at_strides_4_to_32(size: int) -> None:
+    bb = build_backbone("swin_nano", img_size=size)
+    feats = bb(torch.randn(2, 3, size, size))
+    assert [tuple(f.shape) for f in feats] == [
+        (2, 48 * 2**s, size // 2 ** (s + 2), size // 2 ** (s + 2)) for s in range(4)
+    ]
+
+
+def test_other_sizes_divisible_by_32_run() -> None:
+    bb = build_backbone("swin_nano", img_size=64)
+    feats = bb(torch.randn(1, 3, 96, 160))
+    assert feats[-1].shape[-2:] == (3, 5)
+
+
+def test_input_not_divisible_by_32_is_rejected() -> None:
+    bb = build_backbone("swin_nano", img_size=64)
+    with pytest.raises(ValueError, match="divisible by 32"):
+        bb(torch.randn(1, 3, 100, 96))
+
+
+def test_swin_tiny_config_matches_the_paper() -> None:
+    with torch.device("meta"):
+        bb = SwinBackbone("swin_tiny")
+    assert bb.dims == (96, 192, 384, 768) and bb.depths == (2, 2, 6, 2)
+    assert sum(p.numel() for p in bb.parameters()) == 27_517_818  # 27.52M, the papers' 27.51
+
+
+def test_unknown_backbone_names_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="swin_nano"):
+        build_backbone("resnet50")
+
+
+def test_local_timm_safetensors_round_trip(tmp_path) -> None:
+    src = build_backbone("swin_nano", img_size=64)
+    path = tmp_path / "nano.safetensors"
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
+    dst = build_backbone("swin_nano", pretrained=str(path), img_size=64)
+    x = torch.randn(1, 3, 64, 64)
+    for a, b in zip(src(x), dst(x)):
+        torch.testing.assert_close(a, b)
+
+
+def test_official_swin_layout_is_converted(tmp_path) -> None:
+    """Official checkpoints: key "model", downsample at the end of the previous stage."""
+    src = build_backbone("swin_nano", img_size=64)
+    official = {}
+    for k, v in src.state_dict().items():
+        if ".downsample." in k:
+            stage = int(k.split(".")[1])
+            k = k.replace(f"layers.{stage}.downsample", f"layers.{stage - 1}.downsample")
+        official[k] = v
+    official["head.weight"] = torch.zeros(10, 384)
+    path = tmp_path / "swin_nano.pth"
+    torch.save({"model": official}, path)
+    dst = build_backbone("swin_nano", pretrained=path, img_size=64)
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(src(x)[-1], dst(x)[-1])
+
+
+def test_mismatched_file_names_the_file(tmp_path) -> None:
+    path = tmp_path / "wrong.pth"
+    torch.save({"model": {"foo.weight": torch.zeros(3)}}, path)
+    with pytest.raises(ValueError, match="wrong.pth"):
+        build_backbone("swin_nano", pretrained=path, img_size=64)
+
+
+def test_missing_file_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        build_backbone("swin_nano", pretrained=tmp_path / "nope.pth", img_size=64)
+
+
+def test_unreachable_hub_suggests_a_local_file(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="pretrained='path/to/"):
+        build_backbone("swin_tiny", pretrained=True)
+
+
+def test_nano_ships_its_own_weights() -> None:
+    if NANO_WEIGHTS.exists():
+        bb = build_backbone("swin_nano", pretrained=True, img_size=64)
+        assert not all(torch.all(p == 0) for p in bb.parameters())
+    else:
+        with pytest.raises(FileNotFoundError, match="swin_nano.safetensors"):
+            build_backbone("swin_nano", pretrained=True, img_size=64)
+    assert BACKBONES["swin_nano"].hub_tag is None
