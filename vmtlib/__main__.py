@@ -1,10 +1,21 @@
-"""Command line: ``python -m vmtlib params [--backbone B] [--tasks a,b] [--decoder D] [--json]``."""
+"""Command line of vmtlib.
+
+    python -m vmtlib params [--backbone B] [--tasks a,b] [--decoder D] [--json]
+    python -m vmtlib train --method M [--backbone B] [--data synthetic|PATH] [--tasks a,b]
+                           [--epochs E | --steps S] [--batch-size N] [--img-size N] [--seed S]
+                           [--out DIR] [--resume] [--param rho=4 ...]
+    python -m vmtlib eval --run DIR [--data synthetic|PATH]
+
+Under ``torchrun --nproc_per_node N -m vmtlib train ...`` training is data-parallel.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
 from vmtlib.backbone import BACKBONES
 from vmtlib.tasks import ALL_TASKS
@@ -23,6 +34,59 @@ def _params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _value(text: str) -> Any:
+    """``"4"`` -> 4, ``"0.5"`` -> 0.5, ``"true"`` -> True, anything else stays a string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _key_values(pairs: list[str]) -> dict[str, Any]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--param expects NAME=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = _value(value.strip())
+    return out
+
+
+def _train(args: argparse.Namespace) -> int:
+    from vmtlib.train import TrainConfig, Trainer
+
+    pretrained: bool | str = _value(args.pretrained)
+    reference = json.loads(Path(args.reference).read_text()) if args.reference else None
+    if isinstance(reference, dict) and "metrics" in reference:  # a final.json
+        from vmtlib.tasks import TASKS
+
+        reference = {t: m[TASKS[t].metric] for t, m in reference["metrics"].items()}
+    cfg = TrainConfig(
+        method=args.method, backbone=args.backbone, pretrained=pretrained, data=args.data,
+        tasks=args.tasks, method_kwargs=_key_values(args.param), decoder=args.decoder,
+        img_size=args.img_size, batch_size=args.batch_size, steps=args.steps,
+        epochs=args.epochs, lr=args.lr, eval_every=args.eval_every, seed=args.seed,
+        num_workers=args.num_workers, out=args.out, train_size=args.train_size,
+        val_size=args.val_size, reference=reference, compile=args.compile,
+        progress=not args.no_progress,
+    )
+    result = Trainer(cfg, resume=args.resume).fit()
+    print(json.dumps({k: result[k] for k in ("method", "steps", "metrics", "delta_m")}, indent=2))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from vmtlib.train import evaluate_run
+
+    print(json.dumps(evaluate_run(args.run, args.data), indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vmtlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -34,10 +98,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="a JSON list of method/kwargs/encoder/all")
     p.set_defaults(func=_params)
 
+    t = sub.add_parser("train", help="train a method (defaults: the CPU course)")
+    t.add_argument("--method", default="vmt_adapter")
+    t.add_argument("--backbone", default="swin_nano", choices=list(BACKBONES))
+    t.add_argument("--pretrained", default="true", help="true | false | path to a weights file")
+    t.add_argument("--data", default="synthetic", help="synthetic | path to a PASCAL_MT folder")
+    t.add_argument("--tasks", default=",".join(ALL_TASKS))
+    t.add_argument("--decoder", default="segformer")
+    length = t.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=None)
+    length.add_argument("--epochs", type=float, default=None)
+    t.add_argument("--batch-size", type=int, default=12)
+    t.add_argument("--img-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--eval-every", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--num-workers", type=int, default=0)
+    t.add_argument("--train-size", type=int, default=20_000, help="synthetic scenes per epoch")
+    t.add_argument("--val-size", type=int, default=256, help="synthetic validation scenes")
+    t.add_argument("--reference", default=None, help="final.json (or JSON task->score) for delta_m")
+    t.add_argument("--out", default="runs/latest")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--param", action="append", default=[], help="method hyper-parameter NAME=VALUE")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("eval", help="re-evaluate a saved run")
+    e.add_argument("--run", required=True)
+    e.add_argument("--data", default=None)
+    e.set_defaults(func=_eval)
+
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

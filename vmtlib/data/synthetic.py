@@ -47,6 +47,7 @@ What a scene contains
   diffuse strength and a colour cast, plus Gaussian sensor noise. Because the
   shading is a function of the normal, the normals are recoverable from the
   image. Albedo textures multiply the colour, they never change the normal.
+  The sensor noise is uniform with a random standard deviation (0.003-0.03).
 
 The labels
 ----------
@@ -262,7 +263,9 @@ def _torus(X, Y, big_r: float, r: float):
     d = (rho - big_r) / r
     m = np.abs(d) < 1.0
     d, rho = d[m], rho[m]
-    n = np.stack([d * X[m] / rho, d * Y[m] / rho, np.sqrt(1.0 - d * d)])
+    xm = np.broadcast_to(X, m.shape)[m]
+    ym = np.broadcast_to(Y, m.shape)[m]
+    n = np.stack([d * xm / rho, d * ym / rho, np.sqrt(1.0 - d * d)])
     return m, n, None
 
 
@@ -318,51 +321,70 @@ def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return rz @ rx @ ry
 
 
+def _face_normals(verts: np.ndarray, faces) -> np.ndarray:
+    """Outward unit normals (F x 3) of the faces of a convex polyhedron."""
+    centre = verts.mean(0)
+    out = []
+    for f in faces:
+        p = verts[list(f)]
+        n = np.cross(p[1] - p[0], p[2] - p[0])
+        if np.dot(n, p.mean(0) - centre) < 0:
+            n = -n
+        out.append(n / np.linalg.norm(n))
+    return np.array(out)
+
+
 _BOX_FACES = ((0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3))
 _BOX_VERTS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
-_PYR_VERTS = np.array([[-1, -1, -1], [1, -1, -1], [1, -1, 1], [-1, -1, 1], [0, 1, 0]], float)
+_BOX_NORMALS = _face_normals(_BOX_VERTS, _BOX_FACES)
 _PYR_FACES = ((0, 1, 2, 3), (0, 1, 4), (1, 2, 4), (2, 3, 4), (3, 0, 4))
+_PYR_VERTS = np.array([[-1, -1, -1], [1, -1, -1], [1, -1, 1], [-1, -1, 1], [0, 1, 0]], float)
+_PYR_NORMALS = _face_normals(_PYR_VERTS, _PYR_FACES)
+_BOX_FRONT = 5  # the +z face of the box (the slab's screen)
 
 
-def _convex_polygon(X, Y, pts: np.ndarray) -> np.ndarray:
-    """Mask of the pixels inside the convex polygon ``pts`` (K x 2, any orientation)."""
-    area = np.sum(pts[:, 0] * np.roll(pts[:, 1], -1) - np.roll(pts[:, 0], -1) * pts[:, 1])
+def _convex_polygon(X, Y, pts: list[tuple[float, float]]) -> np.ndarray:
+    """Mask of the pixels inside the convex polygon ``pts`` (any orientation): the
+    intersection of the half-planes left (or right) of every edge."""
+    k = len(pts)
+    area = sum(pts[i][0] * pts[(i + 1) % k][1] - pts[(i + 1) % k][0] * pts[i][1] for i in range(k))
     sgn = 1.0 if area >= 0 else -1.0
     m = None
-    for i in range(len(pts)):
+    for i in range(k):
         px, py = pts[i]
-        qx, qy = pts[(i + 1) % len(pts)]
-        inside = ((qx - px) * (Y - py) - (qy - py) * (X - px)) * sgn >= 0
+        qx, qy = pts[(i + 1) % k]
+        inside = (sgn * (qx - px)) * (Y - py) >= (sgn * (qy - py)) * (X - px)
         m = inside if m is None else m & inside
     return m
 
 
-def _polyhedron(X, Y, verts: np.ndarray, faces, rot: np.ndarray, screen: int | None = None):
-    """Convex polyhedron under orthographic projection: the faces whose rotated
-    outward normal has z > 0 are visible and never overlap; each has a constant
-    normal. ``screen``: index of a face whose inset (82%) gets a dark albedo."""
-    vr = verts @ rot.T
-    centre = vr.mean(0)
-    shape = np.broadcast_shapes(X.shape, Y.shape)
+def _polyhedron(X, Y, verts: np.ndarray, faces, normals: np.ndarray, scale: np.ndarray,
+                rot: np.ndarray, screen: int | None = None):
+    """Convex polyhedron (unit ``verts`` scaled by ``scale``, then rotated) under
+    orthographic projection. Faces whose rotated outward normal has z > 0 are visible
+    and never overlap; each has a constant normal ``rot @ (n / scale)`` (normalised:
+    normals transform by the inverse transpose). ``screen``: a face whose 82% inset
+    gets a dark albedo."""
+    vr = (verts * scale) @ rot.T
+    nr = (normals / scale) @ rot.T
+    nr /= np.linalg.norm(nr, axis=1, keepdims=True)
+    shape = (Y.shape[0], X.shape[1])
     mask = np.zeros(shape, dtype=bool)
     nmap = np.zeros((3, *shape), dtype=np.float32)
     albedo = None
     for k, face in enumerate(faces):
-        p = vr[list(face)]
-        n = np.cross(p[1] - p[0], p[2] - p[0])
-        n /= np.linalg.norm(n)
-        if np.dot(n, p.mean(0) - centre) < 0:
-            n = -n
+        n = nr[k]
         if n[2] <= 1e-3:
             continue
-        fm = _convex_polygon(X, Y, p[:, :2])
+        p = vr[list(face), :2]
+        fm = _convex_polygon(X, Y, [(float(a), float(b)) for a, b in p])
         mask |= fm
         nmap[:, fm] = n[:, None]
         if screen == k:
             inset = p.mean(0) + 0.82 * (p - p.mean(0))
-            albedo = np.where(_convex_polygon(X, Y, inset[:, :2]), 0.12, 1.0)
-            albedo = np.broadcast_to(albedo, shape)
-    alb = None if albedo is None else albedo[mask].astype(np.float32)
+            albedo = np.where(_convex_polygon(X, Y, [(float(a), float(b)) for a, b in inset]),
+                              np.float32(0.12), np.float32(1.0))
+    alb = None if albedo is None else albedo[mask]
     return mask, nmap[:, mask], alb
 
 
@@ -371,7 +393,12 @@ def _polyhedron(X, Y, verts: np.ndarray, faces, rot: np.ndarray, screen: int | N
 
 
 class _Canvas:
-    """Label and albedo buffers of one scene; objects are painted far to near."""
+    """Albedo and normal buffers of one scene plus a *stroke id* per pixel.
+
+    Objects are painted far to near (painter's algorithm); every primitive painted
+    is a stroke with its own (class, part, instance, salient) record, and the label
+    maps are looked up from the stroke ids once at the end.
+    """
 
     def __init__(self, h: int, w: int):
         self.h, self.w = h, w
@@ -379,12 +406,11 @@ class _Canvas:
         self.half = half
         self.xs = ((np.arange(w, dtype=np.float32) + 0.5 - w / 2) / half)[None, :]
         self.ys = ((h / 2 - np.arange(h, dtype=np.float32) - 0.5) / half)[:, None]
-        self.sem = np.zeros((h, w), np.uint8)
-        self.parts = np.zeros((h, w), np.uint8)
-        self.sal = np.zeros((h, w), np.uint8)
-        self.inst = np.zeros((h, w), np.int16)
+        self.ids = np.zeros((h, w), np.int16)
         self.nrm = np.zeros((3, h, w), np.float32)
         self.alb = np.zeros((3, h, w), np.float32)
+        self.strokes: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)]  # background
+        self.tex = np.ones((h, w), np.float32)  # albedo modulation of textured objects
 
     def crop(self, x0: float, x1: float, y0: float, y1: float):
         """Pixel window covering the scene box [x0, x1] x [y0, y1] (None if off-image)."""
@@ -396,19 +422,29 @@ class _Canvas:
             return None
         return r0, r1, c0, c1
 
-    def paint(self, win, mask, normals, colour, albedo, tex, cls, part, inst, salient):
+    def paint(self, win, mask, normals, colour, albedo, texture, cls, part, inst, salient):
+        """Paint one stroke: ``mask`` over the window ``win``, its normals (3 x K),
+        base ``colour`` times an optional albedo factor (K) times the scene texture
+        at strength ``texture`` (0 = plain)."""
         r0, r1, c0, c1 = win
-        if not mask.any():
-            return
-        self.sem[r0:r1, c0:c1][mask] = cls
-        self.parts[r0:r1, c0:c1][mask] = part
-        self.sal[r0:r1, c0:c1][mask] = salient
-        self.inst[r0:r1, c0:c1][mask] = inst
+        self.ids[r0:r1, c0:c1][mask] = len(self.strokes)
+        self.strokes.append((cls, part, inst, salient))
         self.nrm[:, r0:r1, c0:c1][:, mask] = normals
-        a = tex[r0:r1, c0:c1][mask]
+        a = None
+        if texture > 0:
+            a = 1.0 + (self.tex[r0:r1, c0:c1][mask] - 1.0) * np.float32(texture)
         if albedo is not None:
-            a = a * albedo
-        self.alb[:, r0:r1, c0:c1][:, mask] = colour[:, None] * a[None, :]
+            a = albedo if a is None else a * albedo
+        alb = self.alb[:, r0:r1, c0:c1]
+        alb[:, mask] = colour[:, None] if a is None else colour[:, None] * a[None, :]
+
+    def labels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(semseg, human_parts, instances, sal) looked up from the stroke ids."""
+        table = np.array(self.strokes, dtype=np.int16)
+        cls, part, inst, sal = (table[:, i] for i in range(4))
+        ids = self.ids
+        return (cls.astype(np.uint8)[ids], part.astype(np.uint8)[ids], inst[ids],
+                sal.astype(np.uint8)[ids])
 
 
 def _draw(canvas: _Canvas, kind: str, args: tuple, bbox, style) -> None:
@@ -416,15 +452,14 @@ def _draw(canvas: _Canvas, kind: str, args: tuple, bbox, style) -> None:
     if win is None:
         return
     r0, r1, c0, c1 = win
-    shape = (r1 - r0, c1 - c0)
-    X = canvas.xs[:, c0:c1]
-    Y = canvas.ys[r0:r1, :]
+    X = canvas.xs[:, c0:c1]  # 1 x w
+    Y = canvas.ys[r0:r1, :]  # h x 1
     fn = _SOLIDS[kind]
     if kind == "capsule":
-        m, n, alb = fn(np.broadcast_to(X, shape), np.broadcast_to(Y, shape), *args)
+        m, n, alb = fn(X, Y, *args)
     else:
         cx, cy = args[0]
-        m, n, alb = fn(np.broadcast_to(X - cx, shape), np.broadcast_to(Y - cy, shape), *args[1:])
+        m, n, alb = fn(X - cx, Y - cy, *args[1:])
     canvas.paint(win, m, n, style[0], alb, *style[1:])
 
 
@@ -460,18 +495,20 @@ def _draw_solid(canvas, kind, centre, radius, rng, style) -> None:
             scale = rng.uniform(0.42, 0.62, size=3)
             rot = _rotation(rng.choice([-1, 1]) * rng.uniform(0.3, 1.2), rng.uniform(0.25, 0.7),
                             rng.uniform(-0.25, 0.25))
-            verts, faces, screen = _BOX_VERTS * scale, _BOX_FACES, None
+            shape = (_BOX_VERTS, _BOX_FACES, _BOX_NORMALS, scale, rot, None)
         elif kind == "slab":
             scale = np.array([0.85, 0.85 * rng.uniform(0.55, 0.75), 0.06])
             rot = _rotation(rng.uniform(-0.6, 0.6), rng.uniform(-0.35, 0.35), rng.uniform(-0.2, 0.2))
-            verts, faces, screen = _BOX_VERTS * scale, _BOX_FACES, 1
+            shape = (_BOX_VERTS, _BOX_FACES, _BOX_NORMALS, scale, rot, _BOX_FRONT)
         else:
             scale = np.array([rng.uniform(0.55, 0.75), rng.uniform(0.55, 0.8), 0.0])
             scale[2] = scale[0]
             rot = _rotation(rng.uniform(0, math.pi / 2), rng.uniform(-0.45, 0.45),
                             rng.uniform(-0.3, 0.3))
-            verts, faces, screen = _PYR_VERTS * scale, _PYR_FACES, None
-        _draw(canvas, "polyhedron", ((cx, cy), verts * R, faces, rot, screen), big, style)
+            shape = (_PYR_VERTS, _PYR_FACES, _PYR_NORMALS, scale, rot, None)
+        verts, faces, normals, scale, rot, screen = shape
+        _draw(canvas, "polyhedron", ((cx, cy), verts, faces, normals, scale * R, rot, screen),
+              big, style)
     else:  # pragma: no cover - guarded by the caller
         raise ValueError(f"unknown solid {kind!r}")
 
@@ -483,7 +520,7 @@ _SOLIDS: dict[str, Callable] = {
 
 
 def _draw_person(canvas: _Canvas, hip: tuple[float, float], height: float, rng, colours,
-                 tex, inst: int, salient: int) -> None:
+                 texture: float, inst: int, salient: int) -> None:
     """A stick-and-capsule figure: capsules for torso and limbs, a sphere for the head.
 
     Parts (label): head 1, torso 2, upper arm 3, lower arm 4, upper leg 5, lower leg 6.
@@ -528,13 +565,13 @@ def _draw_person(canvas: _Canvas, hip: tuple[float, float], height: float, rng, 
     for _, (p0, p1, r), part, col in items:
         bbox = (min(p0[0], p1[0]) - r, max(p0[0], p1[0]) + r,
                 min(p0[1], p1[1]) - r, max(p0[1], p1[1]) + r)
-        _draw(canvas, "capsule", (p0, p1, r), bbox, (col, tex, PERSON, part, inst, salient))
+        _draw(canvas, "capsule", (p0, p1, r), bbox, (col, texture, PERSON, part, inst, salient))
         if part == 2:  # the head right after the torso, before the front arm
             head = at(neck, up, 0.075 * u)
             hr = 0.068 * u
             _draw(canvas, "ellipsoid", (head, hr, hr * 1.12, hr, tilt),
                   (head[0] - hr * 1.2, head[0] + hr * 1.2, head[1] - hr * 1.2, head[1] + hr * 1.2),
-                  (skin, tex, PERSON, 1, inst, salient))
+                  (skin, texture, PERSON, 1, inst, salient))
 
 
 # ----------------------------------------------------------------------------
@@ -542,45 +579,49 @@ def _draw_person(canvas: _Canvas, hip: tuple[float, float], height: float, rng, 
 
 
 def _background(canvas: _Canvas, rng: np.random.Generator, cfg: SceneConfig) -> np.ndarray:
-    """Paint wall/sky and floor; return the valid-normal mask of the background."""
+    """Paint wall (or sky) and floor and the decals; return the valid-normal mask.
+
+    The horizon is a horizontal line, so the floor is the block of rows below it."""
     xs, ys = canvas.xs, canvas.ys
     h, w = canvas.h, canvas.w
+    alb, nrm = canvas.alb, canvas.nrm
     # the camera looks down at the scene (pitch) and turns (yaw): world normals
-    # (y up, z to the camera) -> camera normals; floor (0, cos p, sin p) before the yaw
+    # (y up, z to the camera) -> camera normals; the floor is (0, cos p, sin p) before the yaw
     cam = _rotation(rng.uniform(-0.6, 0.6), rng.uniform(0.35, 1.0), 0.0)
     floor_n = (cam @ np.array([0.0, 1.0, 0.0])).astype(np.float32)
     wall_n = (cam @ np.array([0.0, 0.0, 1.0])).astype(np.float32)
     horizon = rng.uniform(-0.7, 0.35) if rng.random() < cfg.p_floor else -10.0
+    rh = int(np.searchsorted(-ys[:, 0], -horizon))  # first row below the horizon
     sky = rng.random() < cfg.p_sky
-    lower = np.broadcast_to(ys < horizon, (h, w))
     valid = np.ones((h, w), dtype=bool)
     if sky:
-        top = _muted(rng, 0.25)
-        bottom = _muted(rng, 0.25)
-        t = np.broadcast_to((ys - ys.min()) / max(float(ys.max() - ys.min()), 1e-6), (h, w))
-        canvas.alb[:] = bottom[:, None, None] + (top - bottom)[:, None, None] * t
-        valid = lower.copy()
+        top, bottom = _muted(rng, 0.25), _muted(rng, 0.25)
+        t = (ys - ys.min()) / max(float(ys.max() - ys.min()), 1e-6)  # h x 1
+        alb[:] = (bottom[:, None, None] + (top - bottom)[:, None, None] * t[None])
+        valid[:rh] = False
     else:
         c1, c2 = _muted(rng), _muted(rng)
-        p = _pattern(rng, xs, ys)
-        canvas.alb[:] = c1[:, None, None] + (c2 - c1)[:, None, None] * p
-        canvas.nrm[:] = wall_n[:, None, None]
-    if horizon > -10.0:
+        alb[:] = c1[:, None, None] + (c2 - c1)[:, None, None] * _pattern(rng, xs, ys)[None]
+        nrm[:] = wall_n[:, None, None]
+    if rh < h:
         c1, c2 = _muted(rng), _muted(rng)
-        p = _pattern(rng, xs, ys * 2.0)
-        floor = c1[:, None, None] + (c2 - c1)[:, None, None] * p
-        canvas.alb[:, lower] = floor[:, lower]
-        canvas.nrm[:, lower] = floor_n[:, None]
+        p = _pattern(rng, xs, ys[rh:] * 2.0)
+        alb[:, rh:] = c1[:, None, None] + (c2 - c1)[:, None, None] * p[None]
+        nrm[:, rh:] = floor_n[:, None, None]
     # flat decals: colour and shape without relief
     for _ in range(int(rng.integers(cfg.max_decals + 1))):
         col = _muted(rng, 0.35)
         cx, cy = rng.uniform(-1.2, 1.2), rng.uniform(-1.0, 1.0)
         r = rng.uniform(0.05, 0.3)
-        if rng.random() < 0.5:
-            m = (xs - cx) ** 2 + (ys - cy) ** 2 < r * r
-        else:
-            m = (np.abs(xs - cx) < r * 1.5) & (np.abs(ys - cy) < r * 0.4)
-        canvas.alb[:, m] = col[:, None]
+        disc = rng.random() < 0.5
+        rx, ry = (r, r) if disc else (1.5 * r, 0.4 * r)
+        win = canvas.crop(cx - rx, cx + rx, cy - ry, cy + ry)
+        if win is None:
+            continue
+        r0, r1, c0, c1 = win
+        X, Y = xs[:, c0:c1] - cx, ys[r0:r1] - cy
+        m = (X * X + Y * Y < r * r) if disc else ((np.abs(X) < rx) & (np.abs(Y) < ry))
+        alb[:, r0:r1, c0:c1][:, m] = col[:, None]
     return valid
 
 
@@ -597,8 +638,7 @@ def render_scene(seed: int, index: int, size: int | tuple[int, int] = 128,
     rng = np.random.default_rng([int(seed), int(index)])
     cv = _Canvas(h, w)
     bg_valid = _background(cv, rng, cfg)
-    tex = 1.0 + _smooth_noise(rng, h, w, 24) - 0.5  # albedo modulation in [0.5, 1.5]
-    plain = np.ones((h, w), np.float32)
+    cv.tex = _smooth_noise(rng, h, w, 24) + 0.5  # albedo modulation in [0.5, 1.5]
 
     n_obj = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
     n_person = (int(rng.choice(3, p=cfg.person_probs)) if persons is None else int(persons))
@@ -618,8 +658,7 @@ def render_scene(seed: int, index: int, size: int | tuple[int, int] = 128,
     yr = h / min(h, w)
     for _, _, is_person, size_ in objects:
         salient = int(rng.random() < cfg.p_salient)
-        textured = rng.random() < 0.5
-        t = (1.0 + (tex - 1.0) * rng.uniform(0.4, 1.0)) if textured else plain
+        t = rng.uniform(0.4, 1.0) if rng.random() < 0.5 else 0.0  # texture strength
         inst = len(classes) + 1
         if is_person:
             skin = _hsv(rng.uniform(0.02, 0.11), rng.uniform(0.3, 0.55), rng.uniform(0.45, 0.95))
@@ -643,21 +682,25 @@ def render_scene(seed: int, index: int, size: int | tuple[int, int] = 128,
     ambient = rng.uniform(0.15, 0.4)
     diffuse = rng.uniform(0.7, 1.05)
     cast = (1.0 + rng.uniform(-0.08, 0.08, size=3)).astype(np.float32)
-    valid = bg_valid | (cv.sem > 0)
+    semseg, parts, instances, sal = cv.labels()
+    valid = bg_valid | (cv.ids > 0)
     nl = np.maximum(np.tensordot(light, cv.nrm, axes=1), 0.0)
-    shade = np.where(valid, ambient + diffuse * nl, 0.95).astype(np.float32)
+    shade = np.where(valid, np.float32(ambient) + np.float32(diffuse) * nl, np.float32(0.95))
     img = cv.alb * shade[None] * cast[:, None, None]
-    sigma = rng.uniform(*cfg.noise_range)
-    img += rng.standard_normal((3, h, w), dtype=np.float32) * np.float32(sigma)
+    # sensor noise: uniform with standard deviation sigma (cheaper than Gaussian)
+    sigma = np.float32(rng.uniform(*cfg.noise_range) * math.sqrt(12.0))
+    noise = rng.random((3, h, w), dtype=np.float32)
+    noise -= 0.5
+    noise *= sigma
+    img += noise
     np.clip(img, 0.0, 1.0, out=img)
 
     normals = cv.nrm
     normals[1] *= -1.0  # y up (rendering) -> y down (PASCAL convention)
-    normals[:, ~valid] = 0.0
-    parts = cv.parts
-    if not (cv.sem == PERSON).any():
+    np.multiply(normals, valid[None], out=normals)
+    if not (semseg == PERSON).any():
         parts[:] = IGNORE
-    return SceneArrays(img, cv.sem, parts, cv.sal, normals, cv.inst, classes)
+    return SceneArrays(img, semseg, parts, sal, normals, instances, classes)
 
 
 class SyntheticScenes(Dataset):

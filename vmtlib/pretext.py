@@ -1,0 +1,539 @@
+"""The pretext task that pretrains the CPU course's ``swin_nano``: *relief glyphs*.
+
+``swin_nano`` has no public weights, and a frozen random backbone is a poor
+baseline for parameter-efficient methods, so the repository ships weights
+trained by ``scripts/pretrain_swin_nano.py`` on the objective defined here.
+The objective is deliberately **not** one of the four downstream tasks
+(semseg, human parts, saliency, normals) and its images are **not**
+:class:`~vmtlib.data.synthetic.SyntheticScenes`: freezing the backbone is then
+a real transfer, like freezing an ImageNet Swin for PASCAL-Context.
+
+The images
+-----------
+A sample is a ``size x size`` mosaic (default 128, the course resolution) of
+``grid x grid`` tiles (default 2 x 2), or, with probability
+``PretextConfig.p_single``, a single tile over the whole image. Each tile is
+one *glyph*, a flat 2-D silhouette turned into a bas-relief and lit:
+
+* **silhouette** (16): circle, triangle, square, pentagon, hexagon, 5- and
+  4-pointed stars, cross, ring, crescent, half-disc, diamond, bar, L, arrow,
+  trefoil, from analytic signed distance functions, at a random position,
+  rotation, mild anisotropy and a log-uniform scale over a 3x range
+  (the single-tile layout doubles it, so glyphs span 20-120 pixels);
+* **relief** (4): the height is a profile of the normalised inside distance
+  ``t`` (0 on the outline, 1 on the medial axis): ``plateau`` (a bevelled flat
+  top), ``dome`` (a rounded pillow), ``roof`` (constant slope: faceted, like a
+  hip roof) or ``ripple`` (concentric ridges). The normals are the gradient
+  of the height field, so the relief is visible *only through shading*;
+* **albedo**: a random colour (8 hue families or achromatic) times a texture
+  in the glyph's own frame (plain, stripes, checker, dots, smooth noise);
+* **background**: a tilted, bumpy plane with a two-colour texture (any
+  saturation, so a vivid background is as likely as a muted one) and 0-2
+  small distractor glyphs underneath the main one;
+* **lighting**: one directional light (azimuth anywhere, elevation 14-69
+  degrees) with ambient, Lambert and Blinn-Phong terms, a cast shadow of the
+  glyph on the background, a colour cast, exposure and sensor noise.
+
+The objective (three labels per tile, image-level within the tile)
+------------------------------------------------------------------
+* ``label``: silhouette x relief, ``NUM_CLASSES = 64`` classes (cross-entropy
+  with label smoothing). Shape and scale of the silhouette need edges and
+  context; the relief needs shading.
+* ``colour``: the glyph's hue family or ``achromatic`` (9 classes), so that
+  the features keep colour and saturation rather than becoming colour blind.
+* ``light``: the unit light direction in the frame of vmtlib's normals
+  (x right, y down, z towards the camera), regressed with a cosine loss. It
+  is recoverable only by relating the shading to the relief's geometry.
+
+The head (:class:`PretextHead`) average-pools each of the four stage maps
+onto the ``grid x grid`` tiles, layer-normalises and concatenates them and
+predicts the three labels per tile with one linear layer. Labels per tile
+(not per image) keep stage 4 spatial; pooling every stage sends gradient
+straight into the high-resolution stages that dense decoders read. The head is
+thrown away after pretraining.
+
+Nothing here is a per-pixel label, no class is a VOC class and the solids of
+the scenes (spheres, boxes, persons, ...) do not appear: the downstream tasks
+must still be learnt by the decoders (or adapters) on top.
+
+Determinism: sample ``index`` of ``seed`` is drawn from
+``np.random.default_rng([seed, index, 7])`` (the 7 keeps these streams apart
+from the scenes' ``[seed, index]``), so it is the same in every process and
+order. Rendering is vectorised numpy in float32 (about 1 ms per 64 x 64 tile).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+SHAPES: tuple[str, ...] = (
+    "circle", "triangle", "square", "pentagon", "hexagon", "star5", "star4", "cross",
+    "ring", "crescent", "half_disc", "diamond", "bar", "ell", "arrow", "trefoil",
+)  # fmt: skip
+"""The 16 silhouettes."""
+
+RELIEFS: tuple[str, ...] = ("plateau", "dome", "roof", "ripple")
+"""The 4 height profiles."""
+
+NUM_CLASSES = len(SHAPES) * len(RELIEFS)
+"""64 classes: ``label = shape * len(RELIEFS) + relief``."""
+
+COLOURS: tuple[str, ...] = tuple(f"hue{k}" for k in range(8)) + ("achromatic",)
+"""Colour labels: hue in [k/8, (k+1)/8) with saturation >= 0.4, or achromatic
+(saturation <= 0.12)."""
+
+PRETEXT_KEYS: tuple[str, ...] = ("image", "label", "colour", "light")
+"""Keys of a sample (plus ``meta``); none of them is a downstream task id."""
+
+
+@dataclass(frozen=True)
+class PretextConfig:
+    """Knobs of the pretext distribution (the defaults are the documented ones).
+
+    Attributes:
+        grid: tiles per side of the mosaic (labels are ``grid x grid``).
+        p_single: probability of one glyph over the whole image instead of tiles.
+        radius_range: glyph radius, log-uniform, in units of the tile half-side.
+        distractor_probs: probabilities of 0, 1, 2 small distractor glyphs.
+        elevation_range: light elevation above the image plane, radians.
+        noise_range: std of the Gaussian sensor noise.
+    """
+
+    grid: int = 2
+    p_single: float = 0.25
+    radius_range: tuple[float, float] = (0.3, 0.9)
+    distractor_probs: tuple[float, float, float] = (0.5, 0.3, 0.2)
+    elevation_range: tuple[float, float] = (0.25, 1.2)
+    noise_range: tuple[float, float] = (0.0, 0.04)
+
+
+@dataclass
+class PretextSample:
+    """One mosaic as numpy arrays; labels are per tile, row-major ``(grid, grid)``."""
+
+    image: np.ndarray  # float32 3xHxW in [0, 1]
+    label: np.ndarray  # int64 (g, g), shape * 4 + relief
+    colour: np.ndarray  # int64 (g, g)
+    light: np.ndarray  # float32 (g, g, 3), unit, x right / y down / z to the camera
+
+
+# ----------------------------------------------------------------------------
+# signed distance functions: negative inside, the glyph spans about [-1, 1]^2
+
+
+def _length(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.sqrt(x * x + y * y)
+
+
+def _box(x: np.ndarray, y: np.ndarray, bx: float, by: float) -> np.ndarray:
+    qx = np.abs(x) - bx
+    qy = np.abs(y) - by
+    return _length(np.maximum(qx, 0.0), np.maximum(qy, 0.0)) + np.minimum(np.maximum(qx, qy), 0.0)
+
+
+def _polygon(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
+    """Regular n-gon of circumradius 1: the distance to the nearest edge line
+    (exact inside, which is all the relief needs)."""
+    sector = 2 * math.pi / n
+    a = np.mod(np.arctan2(y, x) + math.pi / 2, sector) - sector / 2  # a vertex points up
+    return _length(x, y) * np.cos(a) - math.cos(math.pi / n)
+
+
+def _star(x: np.ndarray, y: np.ndarray, n: int, inner: float) -> np.ndarray:
+    """Star with ``n`` points: radius linear in the angle between tip (1) and notch."""
+    sector = 2 * math.pi / n
+    a = np.abs(np.mod(np.arctan2(y, x) + math.pi / 2, sector) - sector / 2) / (sector / 2)
+    return (_length(x, y) - (1.0 - (1.0 - inner) * a)) * 0.7
+
+
+def _triangle_sdf(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return _polygon(x, y + 0.2, 3)
+
+
+def _sdf_circle(x, y):
+    return _length(x, y) - 1.0
+
+
+def _sdf_cross(x, y):
+    return np.minimum(_box(x, y, 1.0, 0.32), _box(x, y, 0.32, 1.0))
+
+
+def _sdf_ring(x, y):
+    return np.abs(_length(x, y) - 0.68) - 0.32
+
+
+def _sdf_crescent(x, y):
+    return np.maximum(_length(x, y) - 1.0, -(_length(x - 0.5, y + 0.1) - 0.8))
+
+
+def _sdf_half_disc(x, y):
+    y = y + 0.42
+    return np.maximum(_length(x, y) - 1.0, -y)
+
+
+def _sdf_diamond(x, y):
+    return (np.abs(x) + np.abs(y) / 0.55 - 1.0) * 0.48
+
+
+def _sdf_ell(x, y):
+    return np.minimum(_box(x + 0.55, y, 0.3, 0.95), _box(x - 0.05, y + 0.65, 0.9, 0.3))
+
+
+def _sdf_arrow(x, y):
+    head = _polygon(y / 0.65, (0.35 - x) / 0.65, 3) * 0.65  # a triangle on the right
+    shaft = _box(x + 0.4, y, 0.6, 0.2)
+    return np.minimum(head, shaft)
+
+
+def _sdf_trefoil(x, y):
+    d = None
+    for k in range(3):
+        a = math.pi / 2 + k * 2 * math.pi / 3
+        dk = _length(x - 0.5 * math.cos(a), y - 0.5 * math.sin(a)) - 0.5
+        d = dk if d is None else np.minimum(d, dk)
+    return d
+
+
+_SDF: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "circle": _sdf_circle,
+    "triangle": _triangle_sdf,
+    "square": lambda x, y: _box(x, y, 0.75, 0.75),
+    "pentagon": lambda x, y: _polygon(x, y, 5),
+    "hexagon": lambda x, y: _polygon(x, y, 6),
+    "star5": lambda x, y: _star(x, y, 5, 0.42),
+    "star4": lambda x, y: _star(x, y, 4, 0.35),
+    "cross": _sdf_cross,
+    "ring": _sdf_ring,
+    "crescent": _sdf_crescent,
+    "half_disc": _sdf_half_disc,
+    "diamond": _sdf_diamond,
+    "bar": lambda x, y: _box(x, y, 1.0, 0.3),
+    "ell": _sdf_ell,
+    "arrow": _sdf_arrow,
+    "trefoil": _sdf_trefoil,
+}
+assert tuple(_SDF) == SHAPES
+
+
+def _profile(relief: str, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Height profile of the normalised inside distance ``t`` in [0, 1]."""
+    if relief == "plateau":
+        return np.minimum(t / rng.uniform(0.18, 0.35), 1.0)
+    if relief == "dome":
+        return np.sqrt(np.clip(t * (2.0 - t), 0.0, 1.0))
+    if relief == "roof":
+        return t
+    return 0.22 * (1.0 - np.cos(2 * math.pi * rng.uniform(2.0, 3.0) * t))  # ripple
+
+
+# ----------------------------------------------------------------------------
+# colours and textures
+
+
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    return np.asarray(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float32)
+
+
+def _glyph_colour(rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A colour and its label: one of 8 hue families (kept away from the family
+    borders) or achromatic, with equal probability."""
+    k = int(rng.integers(len(COLOURS)))
+    if k == len(COLOURS) - 1:
+        return _hsv(0.0, rng.uniform(0.0, 0.12), rng.uniform(0.2, 1.0)), k
+    hue = (k + rng.uniform(0.15, 0.85)) / 8
+    return _hsv(hue, rng.uniform(0.4, 1.0), rng.uniform(0.4, 1.0)), k
+
+
+@lru_cache(maxsize=32)
+def _interp(n_out: int, n_grid: int) -> np.ndarray:
+    """(n_out, n_grid) linear interpolation weights from grid nodes to pixel centres."""
+    t = (np.arange(n_out) + 0.5) / n_out * (n_grid - 1)
+    i0 = np.clip(np.floor(t).astype(np.int64), 0, n_grid - 2)
+    f = t - i0
+    m = np.zeros((n_out, n_grid), dtype=np.float32)
+    m[np.arange(n_out), i0] = 1.0 - f
+    m[np.arange(n_out), i0 + 1] = f
+    return m
+
+
+def _noise(rng: np.random.Generator, n: int, cells: int) -> np.ndarray:
+    """Smooth value noise in [0, 1] on an n x n tile."""
+    grid = rng.random((cells, cells), dtype=np.float32)
+    m = _interp(n, cells)
+    return m @ grid @ m.T
+
+
+def _texture(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
+    """A pattern in [0, 1] over the tile in coordinates (x, y): plain, stripes,
+    checker, dots or smooth noise."""
+    kind = int(rng.integers(5))
+    if kind == 0:
+        return np.zeros((n, n), np.float32)
+    if kind == 4:
+        return _noise(rng, n, int(rng.integers(3, 10)))
+    f = rng.uniform(2.0, 7.0)
+    a = rng.uniform(0, math.pi)
+    u = (x * math.cos(a) + y * math.sin(a)) * f
+    v = (-x * math.sin(a) + y * math.cos(a)) * f
+    if kind == 1:
+        return np.broadcast_to(0.5 + 0.5 * np.sin(u * math.pi), (n, n)).astype(np.float32)
+    if kind == 2:
+        return ((np.sin(u * math.pi) * np.sin(v * math.pi)) > 0).astype(np.float32)
+    fu = u - np.round(u)
+    fv = v - np.round(v)
+    return (fu * fu + fv * fv < 0.09).astype(np.float32)  # dots
+
+
+# ----------------------------------------------------------------------------
+# one tile
+
+
+def _glyph(rng: np.random.Generator, xs: np.ndarray, ys: np.ndarray, n: int,
+           radius: float, centre: tuple[float, float]) -> tuple[np.ndarray, ...]:
+    """Render one glyph: (alpha, normals 3xnxn (y up), albedo 3xnxn, relief height
+    in pixels, label, colour label)."""
+    s, r = int(rng.integers(len(SHAPES))), int(rng.integers(len(RELIEFS)))
+    theta = rng.uniform(0, 2 * math.pi)
+    aniso = math.exp(rng.uniform(-0.15, 0.15))
+    c, sn = math.cos(theta), math.sin(theta)
+    dx, dy = xs - centre[0], ys - centre[1]
+    x = (dx * c + dy * sn) / (radius * aniso)
+    y = (-dx * sn + dy * c) * aniso / radius
+    d = np.broadcast_to(_SDF[SHAPES[s]](x, y), (n, n)).astype(np.float32)
+    pix = 2.0 / n / radius  # one pixel in glyph units
+    alpha = np.clip(0.5 - d / pix, 0.0, 1.0)
+    inside = np.maximum(-d, 0.0)
+    dmax = max(float(inside.max()), pix)
+    amp = rng.uniform(0.5, 1.3) * dmax  # relief height in glyph units
+    h = (amp * _profile(RELIEFS[r], inside / dmax, rng)).astype(np.float32)
+    gy, gx = np.gradient(h)  # per pixel, rows go down
+    nx, ny = -gx / pix, gy / pix  # y up: dh/dy_up = -dh/drow
+    norm = np.sqrt(nx * nx + ny * ny + 1.0)
+    normals = np.stack([nx / norm, ny / norm, 1.0 / norm])
+    colour, colour_label = _glyph_colour(rng)
+    pattern = _texture(rng, x, y, n)
+    tex = 1.0 - rng.uniform(0.15, 0.55) * pattern
+    albedo = colour[:, None, None] * tex[None]
+    height_px = amp * radius * n / 2
+    return alpha, normals, albedo, height_px, s * len(RELIEFS) + r, colour_label
+
+
+def _shift(a: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """``a`` translated by (dr rows, dc columns), zero filled."""
+    out = np.zeros_like(a)
+    n0, n1 = a.shape
+    rs, rd = (slice(0, n0 - dr), slice(dr, n0)) if dr >= 0 else (slice(-dr, n0), slice(0, n0 + dr))
+    cs, cd = (slice(0, n1 - dc), slice(dc, n1)) if dc >= 0 else (slice(-dc, n1), slice(0, n1 + dc))
+    out[rd, cd] = a[rs, cs]
+    return out
+
+
+def render_tile(rng: np.random.Generator, n: int, config: PretextConfig | None = None
+                ) -> tuple[np.ndarray, int, int, np.ndarray]:
+    """Render one ``n x n`` tile: (image 3xnxn in [0, 1], label, colour label,
+    light (3,) in x right / y down / z to the camera)."""
+    cfg = config or PretextConfig()
+    coords = (np.arange(n, dtype=np.float32) + 0.5) / (n / 2) - 1.0
+    xs = coords[None, :]
+    ys = -coords[:, None]  # y up
+
+    # background: a tilted plane with bumps and a two-colour texture
+    c1 = _hsv(rng.random(), rng.uniform(0.0, 1.0), rng.uniform(0.2, 0.95))
+    c2 = _hsv(rng.random(), rng.uniform(0.0, 1.0), rng.uniform(0.2, 0.95))
+    p = _texture(rng, xs, ys, n)
+    albedo = c1[:, None, None] + (c2 - c1)[:, None, None] * p[None]
+    tilt, az = rng.uniform(0.0, 0.6), rng.uniform(0, 2 * math.pi)
+    bump = _noise(rng, n, int(rng.integers(3, 9))) * (rng.uniform(0.0, 0.35) * n / 2)
+    gy, gx = np.gradient(bump)
+    nx = -gx + math.sin(tilt) * math.cos(az) / math.cos(tilt)
+    ny = gy + math.sin(tilt) * math.sin(az) / math.cos(tilt)
+    norm = np.sqrt(nx * nx + ny * ny + 1.0)
+    normals = np.stack([nx / norm, ny / norm, 1.0 / norm])
+    spec_k = np.zeros((n, n), np.float32)
+
+    # distractors below the glyph, then the glyph
+    n_dis = int(rng.choice(3, p=cfg.distractor_probs))
+    for _ in range(n_dis):
+        a, nd, al, _, _, _ = _glyph(rng, xs, ys, n, rng.uniform(0.1, 0.2),
+                                    (rng.uniform(-0.9, 0.9), rng.uniform(-0.9, 0.9)))
+        albedo = albedo + (al - albedo) * a[None]
+        normals = normals + (nd - normals) * a[None]
+    radius = float(np.exp(rng.uniform(*np.log(cfg.radius_range))))
+    lim = max(0.0, 1.0 - radius * 0.8)
+    centre = (rng.uniform(-lim, lim), rng.uniform(-lim, lim))
+    alpha, n_obj, al_obj, height_px, label, colour = _glyph(rng, xs, ys, n, radius, centre)
+    albedo = albedo + (al_obj - albedo) * alpha[None]
+    normals = normals + (n_obj - normals) * alpha[None]
+    normals /= np.sqrt((normals * normals).sum(0, keepdims=True)) + 1e-6
+    spec_k = alpha * np.float32(rng.uniform(0.0, 0.5))
+
+    # light (y up while rendering)
+    phi = rng.uniform(0, 2 * math.pi)
+    elev = rng.uniform(*cfg.elevation_range)
+    light = np.array([math.cos(elev) * math.cos(phi), math.cos(elev) * math.sin(phi),
+                      math.sin(elev)], np.float32)
+    # cast shadow of the glyph on what lies below it, away from the light
+    off = min(height_px / math.tan(elev), n / 4)
+    dc = int(round(-off * math.cos(phi)))
+    dr = int(round(off * math.sin(phi)))  # -y_up displacement = +rows
+    shadow = _shift(alpha, dr, dc) * (1.0 - alpha) * rng.uniform(0.5, 0.9)
+    lambert = np.maximum(np.tensordot(light, normals, axes=1), 0.0) * (1.0 - shadow)
+    half = light + np.array([0.0, 0.0, 1.0], np.float32)
+    half /= np.linalg.norm(half)
+    spec = spec_k * np.maximum(np.tensordot(half, normals, axes=1), 0.0) ** rng.uniform(8, 48)
+    ambient, diffuse = rng.uniform(0.15, 0.45), rng.uniform(0.6, 1.0)
+    cast = (1.0 + rng.uniform(-0.1, 0.1, size=3)).astype(np.float32) * rng.uniform(0.8, 1.2)
+    img = (albedo * (ambient + diffuse * lambert)[None] + spec[None]) * cast[:, None, None]
+    img += rng.standard_normal((3, n, n), dtype=np.float32) * np.float32(
+        rng.uniform(*cfg.noise_range))
+    np.clip(img, 0.0, 1.0, out=img)
+    light[1] = -light[1]  # y up -> y down (vmtlib's normals frame)
+    return img.astype(np.float32), label, colour, light
+
+
+def render_pretext(seed: int, index: int, size: int = 128,
+                   config: PretextConfig | None = None) -> PretextSample:
+    """Render sample ``index`` of ``seed``: a mosaic of ``grid x grid`` tiles, or one
+    tile over the whole image (labels repeated over the grid)."""
+    cfg = config or PretextConfig()
+    g = cfg.grid
+    if size % g:
+        raise ValueError(f"size {size} is not divisible by grid {g}")
+    rng = np.random.default_rng([int(seed), int(index), 7])
+    label = np.zeros((g, g), np.int64)
+    colour = np.zeros((g, g), np.int64)
+    light = np.zeros((g, g, 3), np.float32)
+    if rng.random() < cfg.p_single:
+        img, lab, col, li = render_tile(rng, size, cfg)
+        label[:], colour[:], light[:] = lab, col, li
+        return PretextSample(img, label, colour, light)
+    t = size // g
+    img = np.empty((3, size, size), np.float32)
+    for i in range(g):
+        for j in range(g):
+            tile, label[i, j], colour[i, j], light[i, j] = render_tile(rng, t, cfg)
+            img[:, i * t:(i + 1) * t, j * t:(j + 1) * t] = tile
+    return PretextSample(img, label, colour, light)
+
+
+class ReliefGlyphs(Dataset):
+    """A torch Dataset of ``n`` pretext mosaics (see the module docstring).
+
+    ``ds[i]`` is a dict with ``image`` (float32 3xHxW in [0, 1]), ``label`` and
+    ``colour`` (int64 ``(grid, grid)``), ``light`` (float32 ``(grid, grid, 3)``)
+    and ``meta``.
+    """
+
+    def __init__(self, n: int, size: int = 128, seed: int = 0,
+                 config: PretextConfig | None = None) -> None:
+        if int(n) < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        self.n, self.size, self.seed = int(n), int(size), int(seed)
+        self.config = config or PretextConfig()
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index = int(index)
+        if not -self.n <= index < self.n:
+            raise IndexError(f"index {index} out of range for {self.n} samples")
+        index %= self.n
+        s = render_pretext(self.seed, index, self.size, self.config)
+        return {
+            "image": torch.from_numpy(s.image),
+            "label": torch.from_numpy(s.label),
+            "colour": torch.from_numpy(s.colour),
+            "light": torch.from_numpy(s.light),
+            "meta": {"id": f"pretext-{self.seed}-{index}", "seed": self.seed, "index": index},
+        }
+
+
+def make_batch(seed: int, indices: Sequence[int], size: int = 128,
+               config: PretextConfig | None = None) -> dict[str, torch.Tensor]:
+    """Stack samples ``indices`` of ``seed`` into a batch (no DataLoader needed):
+    ``image (B, 3, H, W)`` in [0, 1], ``label``/``colour`` ``(B, g, g)``,
+    ``light (B, g, g, 3)``."""
+    samples = [render_pretext(seed, i, size, config) for i in indices]
+    return {
+        "image": torch.from_numpy(np.stack([s.image for s in samples])),
+        "label": torch.from_numpy(np.stack([s.label for s in samples])),
+        "colour": torch.from_numpy(np.stack([s.colour for s in samples])),
+        "light": torch.from_numpy(np.stack([s.light for s in samples])),
+    }
+
+
+# ----------------------------------------------------------------------------
+# head and objective
+
+
+class PretextHead(nn.Module):
+    """Per-tile linear head on all four stages (see the module docstring).
+
+    ``forward(feats)`` takes the backbone's NCHW stage features and returns
+    ``{"label": (B, 64, g, g), "colour": (B, 9, g, g), "light": (B, 3, g, g)}``
+    (``light`` unit-normalised).
+    """
+
+    def __init__(self, dims: Sequence[int], grid: int = 2) -> None:
+        super().__init__()
+        self.grid = grid
+        self.norms = nn.ModuleList(nn.LayerNorm(c) for c in dims)
+        self.linear = nn.Linear(sum(dims), NUM_CLASSES + len(COLOURS) + 3)
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+        pooled = [
+            norm(F.adaptive_avg_pool2d(f, self.grid).permute(0, 2, 3, 1))
+            for f, norm in zip(feats, self.norms)
+        ]
+        out = self.linear(torch.cat(pooled, dim=-1)).permute(0, 3, 1, 2)
+        k = NUM_CLASSES + len(COLOURS)
+        return {
+            "label": out[:, :NUM_CLASSES],
+            "colour": out[:, NUM_CLASSES:k],
+            "light": F.normalize(out[:, k:], dim=1),
+        }
+
+
+LOSS_WEIGHTS: dict[str, float] = {"label": 1.0, "colour": 0.5, "light": 1.0}
+"""Weights of the three terms of :func:`pretext_loss`."""
+
+
+def pretext_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
+                 label_smoothing: float = 0.1,
+                 weights: dict[str, float] | None = None
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The pretext objective and its metrics.
+
+    ``loss = w_label * CE_ls(label) + w_colour * CE_ls(colour) + w_light * (1 - cos)``.
+    Returns ``(loss, {"loss", "label_loss", "colour_loss", "light_loss", "acc",
+    "colour_acc", "light_deg"})`` (accuracies in percent, mean light error in degrees).
+    """
+    w = weights or LOSS_WEIGHTS
+    ce_label = F.cross_entropy(out["label"], batch["label"], label_smoothing=label_smoothing)
+    ce_colour = F.cross_entropy(out["colour"], batch["colour"], label_smoothing=label_smoothing)
+    cos = (out["light"] * batch["light"].permute(0, 3, 1, 2)).sum(1)
+    light = (1.0 - cos).mean()
+    loss = w["label"] * ce_label + w["colour"] * ce_colour + w["light"] * light
+    with torch.no_grad():
+        metrics = {
+            "loss": float(loss),
+            "label_loss": float(ce_label),
+            "colour_loss": float(ce_colour),
+            "light_loss": float(light),
+            "acc": 100.0 * float((out["label"].argmax(1) == batch["label"]).float().mean()),
+            "colour_acc": 100.0 * float((out["colour"].argmax(1) == batch["colour"]).float().mean()),
+            "light_deg": float(torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0))).mean()),
+        }
+    return loss, metrics
