@@ -527,13 +527,15 @@ def pretext_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
     light = (1.0 - cos).mean()
     loss = w["label"] * ce_label + w["colour"] * ce_colour + w["light"] * light
     with torch.no_grad():
+        hit_label = (out["label"].argmax(1) == batch["label"]).float().mean()
+        hit_colour = (out["colour"].argmax(1) == batch["colour"]).float().mean()
         metrics = {
             "loss": float(loss),
             "label_loss": float(ce_label),
             "colour_loss": float(ce_colour),
             "light_loss": float(light),
-            "acc": 100.0 * float((out["label"].argmax(1) == batch["label"]).float().mean()),
-            "colour_acc": 100.0 * float((out["colour"].argmax(1) == batch["colour"]).float().mean()),
+            "acc": 100.0 * float(hit_label),
+            "colour_acc": 100.0 * float(hit_colour),
             "light_deg": float(torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0))).mean()),
         }
     return loss, metrics

@@ -29,7 +29,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,13 @@ from vmtlib.tasks import ALL_TASKS, TASKS, parse_tasks
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CHECKPOINT = "checkpoint.pt"
+LOG_EVERY = 10  # steps between progress-bar updates (the only host-device sync of the loop)
+
+# Called after the forward pass and before the backward pass of every step:
+# ``hook(trainer, step, batch, outputs, losses)`` with the unweighted per-task
+# losses; gradient-conflict recording (``vmtlib.analysis``) is one.
+StepHook = Callable[["Trainer", int, dict[str, Any], dict[str, torch.Tensor],
+                     dict[str, torch.Tensor]], None]
 
 
 @dataclasses.dataclass
@@ -248,8 +255,11 @@ class Trainer:
     ``cfg.out/checkpoint.pt`` when ``resume=True``.
     """
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
+    def __init__(
+        self, cfg: TrainConfig, resume: bool = False, step_hooks: Sequence[StepHook] = ()
+    ) -> None:
         self.cfg = cfg
+        self.step_hooks = list(step_hooks)
         self.device = init_distributed()
         self.rank, self.world = distributed_info()
         self.out = Path(cfg.out)
@@ -361,20 +371,22 @@ class Trainer:
         self.net.train()
         images_seen, start = 0, time.perf_counter()
         save_every = max(1, min(100, self.total_steps // 5))
+        params = [p for p in self.model.parameters() if p.requires_grad]
         for batch in self._loader(self.train_set, sampler):
             batch = self._to_device(batch)
             with self._autocast():
                 outputs = self.net(batch["image"])
                 loss, parts = multitask_loss(outputs, batch, cfg.tasks)
+            for hook in self.step_hooks:
+                hook(self, self.step, batch, outputs, parts)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            params = [p for p in self.model.parameters() if p.requires_grad]
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
             self.step += 1
             images_seen += batch["image"].shape[0] * self.world
-            if bar.n % 10 == 0 or self.step == self.total_steps:
+            if self.step % LOG_EVERY == 0 or self.step == self.total_steps:
                 rate = images_seen / (time.perf_counter() - start)
                 bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{rate:.1f}")
             bar.update(1)
@@ -408,7 +420,7 @@ class Trainer:
                 meters[t].update(outputs[t].float(), batch[t])
         if self.world > 1:
             for meter in meters.values():
-                meter.all_reduce()
+                meter.all_reduce_(device=self.device)
         return {t: m.compute() for t, m in meters.items()}
 
     def _log_eval(self) -> dict[str, dict[str, float]]:

@@ -15,7 +15,7 @@ What a scene contains
   angle). The sky has no normal (invalid, all-zero), like the PASCAL classes
   outside the NYUv2 list. A few flat *decals* (discs, bars) are painted on the
   background: they have colour and shape but no relief, so only shading tells
-  them apart from objects.
+  them apart from objects. A third of them are vivid, like salient objects.
 * **Objects**: 2-6 shaded solids, each drawn with an exact normal field, and
   0-2 person figures. The semseg ids are VOC ids (21 channels):
 
@@ -57,14 +57,15 @@ The labels
   2 torso, 3 upper arm, 4 lower arm, 5 upper leg, 6 lower leg. In an image
   where a person is visible, every non-person pixel is 0; in an image with no
   visible person pixel the whole map is 255 (ignored), as in PASCAL.
-* ``sal``: int64 HxW in {0, 1}. **Rule: an object is salient iff its base
-  colour is vivid** (HSV saturation >= 0.65 and value >= 0.65), while
-  non-salient objects, the background and the decals are muted (saturation
-  <= 0.3, decals <= 0.35). A person is salient iff its clothes are vivid, and
-  then the whole figure (head included) is salient. The rule is visible in the
-  image: shading scales the three channels together and keeps the saturation.
-  Each object is vivid with probability 0.45, so some images have an empty
-  saliency mask.
+* ``sal``: int64 HxW in {0, 1}. **Rule: a solid object is salient iff its
+  base colour is vivid** (HSV saturation >= 0.7 and value >= 0.7), while
+  non-salient objects and the background are muted (saturation <= 0.3). A
+  person is salient iff its clothes are vivid, and then the whole figure (head
+  included) is salient. Vivid *decals* are flat paint on the wall, not objects,
+  and are not salient: colour alone does not solve the task, the relief
+  (shading) has to confirm an object. The rule is visible in the image: shading
+  scales the three channels together and keeps the saturation. Each object is
+  vivid with probability 0.45, so some images have an empty saliency mask.
 * ``normals``: float32 3xHxW unit vectors in the PASCAL ``normals_distill``
   convention used by the MTI-Net / ASTMT code family: **x to the right,
   y down (along the image rows), z towards the camera**; a surface facing the
@@ -132,6 +133,7 @@ class SceneConfig:
         person_height_range: person height range in scene units.
         p_sky / p_floor: probability of a sky (instead of a wall) / of a floor.
         max_decals: flat background decals, 0..max_decals.
+        p_vivid_decal: probability that a decal has a vivid colour (a saliency distractor).
         noise_range: std of the Gaussian sensor noise.
     """
 
@@ -144,6 +146,7 @@ class SceneConfig:
     p_sky: float = 0.3
     p_floor: float = 0.75
     max_decals: int = 3
+    p_vivid_decal: float = 0.35
     noise_range: tuple[float, float] = (0.003, 0.03)
 
 
@@ -610,7 +613,7 @@ def _background(canvas: _Canvas, rng: np.random.Generator, cfg: SceneConfig) -> 
         nrm[:, rh:] = floor_n[:, None, None]
     # flat decals: colour and shape without relief
     for _ in range(int(rng.integers(cfg.max_decals + 1))):
-        col = _muted(rng, 0.35)
+        col = _vivid(rng) if rng.random() < cfg.p_vivid_decal else _muted(rng, 0.35)
         cx, cy = rng.uniform(-1.2, 1.2), rng.uniform(-1.0, 1.0)
         r = rng.uniform(0.05, 0.3)
         disc = rng.random() < 0.5
