@@ -5,6 +5,7 @@
                            [--epochs E | --steps S] [--batch-size N] [--img-size N] [--seed S]
                            [--out DIR] [--resume] [--param rho=4 ...]
     python -m vmtlib eval --run DIR [--data synthetic|PATH]
+    python -m vmtlib bench [--methods a,b] [--task-counts 1,4] [--img-size N] [--compile]
 
 Under ``torchrun --nproc_per_node N -m vmtlib train ...`` training is data-parallel.
 """
@@ -87,6 +88,32 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from vmtlib.bench import BenchConfig, projected_minutes, run_benchmark
+
+    rows = []
+    for method in args.methods.split(","):
+        for count in (int(c) for c in args.task_counts.split(",")):
+            cfg = BenchConfig(method=method, backbone=args.backbone, num_tasks=count,
+                              img_size=args.img_size, batch_size=args.batch_size,
+                              steps=args.steps, warmup=args.warmup, device=args.device,
+                              compile=args.compile)
+            row = run_benchmark(cfg)
+            row["projected_60_epochs_minutes"] = projected_minutes(row["train_images_per_second"])
+            rows.append(row)
+            mem = row["train_peak_memory_gb"]
+            print(f"{method:<24} T={count} {row['img_size']}px b{row['batch_size']} "
+                  f"train {row['train_images_per_second']:8.1f} img/s  "
+                  f"infer {row['inference_images_per_second']:8.1f} img/s  "
+                  f"peak {'-' if mem is None else f'{mem:.1f} GB'}  "
+                  f"60 epochs of PASCAL: {row['projected_60_epochs_minutes']:.1f} min",
+                  flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vmtlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +155,19 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--run", required=True)
     e.add_argument("--data", default=None)
     e.set_defaults(func=_eval)
+
+    b = sub.add_parser("bench", help="training / inference images per second and peak memory")
+    b.add_argument("--methods", default="vmt_adapter")
+    b.add_argument("--task-counts", default="4", help="comma-separated, e.g. 1,4")
+    b.add_argument("--backbone", default="swin_tiny", choices=list(BACKBONES))
+    b.add_argument("--img-size", type=int, default=None, help="default: 512 on GPU, 128 on CPU")
+    b.add_argument("--batch-size", type=int, default=None, help="default: 12 on GPU, 2 on CPU")
+    b.add_argument("--steps", type=int, default=20)
+    b.add_argument("--warmup", type=int, default=5)
+    b.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    b.add_argument("--compile", action="store_true")
+    b.add_argument("--json", default=None, help="also write the rows to this file")
+    b.set_defaults(func=_bench)
 
     args = parser.parse_args(argv)
     try:

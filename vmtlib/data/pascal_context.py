@@ -315,7 +315,8 @@ class PascalContext(Dataset):
             return r / "JPEGImages" / f"{image_id}.jpg"
         if kind == "semseg":
             voc = r / "semseg" / "VOC12" / f"{image_id}.png"
-            return voc if voc.is_file() else r / "semseg" / "pascal-context" / f"{image_id}.png"
+            ctx = r / "semseg" / "pascal-context" / f"{image_id}.png"
+            return ctx if ctx.is_file() else voc  # / f"{image_id}.png"
         if kind == "human_parts":
             return r / "human_parts" / f"{image_id}.mat"
         if kind == "sal":

@@ -55,6 +55,15 @@ from vmtlib.methods.base import BlockHooks, divisor_check, register, wrap_blocks
 from vmtlib.methods.hyperformer import ConditionedPerTaskMethod
 
 
+def bottleneck(dim: int, rho: int, n: int) -> int:
+    """d / rho rounded up to a multiple of n (a PHM layer needs n | width).
+
+    Unchanged on Swin-T/S/B; on ``swin_nano`` (48 channels) ratio 8 gives
+    6 -> 8 in the first stage.
+    """
+    return -(-dim // (rho * n)) * n
+
+
 class PHMLinear(nn.Module):
     """``y = x (sum_i A_i (x) B_i) + b`` with the rules A given at call time.
 
@@ -135,13 +144,13 @@ class _PHMFamily(ConditionedPerTaskMethod):
         super().__init__(backbone, tasks, config)
         n, rho = config.n, config.rho
         divisor_check("rho", rho, backbone.dims, self.method_id)
-        divisor_check("n", n, [*backbone.dims, *(d // rho for d in backbone.dims)], self.method_id)
+        divisor_check("n", n, backbone.dims, self.method_id)
         self.rules = nn.Parameter(torch.randn(len(tasks), n, n, n) / math.sqrt(n))
         wrap_blocks(
             backbone,
             self.state,
             lambda s, b, dim: PHMHooks(
-                dim, dim // rho, n, self.factorized, len(tasks), self.after_attn
+                dim, bottleneck(dim, rho, n), n, self.factorized, len(tasks), self.after_attn
             ),
         )
 
