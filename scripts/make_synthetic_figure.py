@@ -87,13 +87,13 @@ def main() -> None:
     part_legend.append(Patch(facecolor="white", edgecolor="k", label="255 ignore"))
     fig.legend(handles=sem_legend, loc="lower left", ncol=4, fontsize=6.5, title="semseg (VOC ids)",
                title_fontsize=7, frameon=False, bbox_to_anchor=(0.0, 0.0))
-    fig.legend(handles=part_legend, loc="lower right", ncol=3, fontsize=6.5, title="human_parts",
+    fig.legend(handles=part_legend, loc="lower right", ncol=2, fontsize=6.5, title="human_parts",
                title_fontsize=7, frameon=False, bbox_to_anchor=(1.0, 0.0))
-    fig.text(0.5, 0.005, "normals: RGB = (n + 1) / 2, x right, y down, z to the camera; black = invalid"
-             "\nsal: objects with a vivid colour", ha="center", fontsize=6.5)
-    fig.tight_layout(rect=(0, 1.0 / (2.0 * args.n + 1.1), 1, 1))
+    fig.suptitle("SyntheticScenes: sal = solid objects of vivid colour; normals RGB = (n + 1) / 2 "
+                 "(x right, y down, z to the camera), black = invalid", fontsize=7.5)
+    fig.tight_layout(rect=(0, 1.0 / (2.0 * args.n + 1.1), 1, 0.98))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=90)
+    fig.savefig(args.out, dpi=85, pil_kwargs={"optimize": True})
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KB)")
 
 

@@ -25,12 +25,13 @@ from vmtlib.data.transforms import (
 )
 
 
-def sphere(size: int = 96, radius: float = 40.0) -> dict:
+def sphere(size: int = 96, radius: float = 40.0, width: int | None = None) -> dict:
     """A centred sphere: normals (x, y, z) in the PASCAL convention (y down), a lit image
     and labels that are 1 inside the disc. Rotating or flipping it about the centre
     leaves every map unchanged, *if* the normals are transformed correctly."""
-    c = (size - 1) / 2
-    y, x = torch.meshgrid(torch.arange(size) - c, torch.arange(size) - c, indexing="ij")
+    width = width or size
+    y, x = torch.meshgrid(torch.arange(size) - (size - 1) / 2,
+                          torch.arange(width) - (width - 1) / 2, indexing="ij")
     u, v = x / radius, y / radius
     r2 = u * u + v * v
     inside = r2 < 1
@@ -64,9 +65,9 @@ def test_flip_is_consistent_with_the_image_on_a_synthetic_scene():
     assert RandomHorizontalFlip(p=0.0)(s) is s
 
 
-@pytest.mark.parametrize("degrees", [20.0, -15.0, 90.0])
-def test_rotation_rotates_normals_in_plane(degrees):
-    s = sphere()
+@pytest.mark.parametrize("degrees,width", [(20.0, 96), (-15.0, 96), (90.0, 96), (12.0, 150)])
+def test_rotation_rotates_normals_in_plane(degrees, width):
+    s = sphere(96, 40.0, width)  # width 150: a non-square image
     r = scale_rotate(s, 1.0, degrees)
     valid = (r["normals"].abs().sum(0) > 0) & (s["normals"].abs().sum(0) > 0)
     err = angle_deg(r["normals"][:, valid], s["normals"][:, valid])

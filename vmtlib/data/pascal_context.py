@@ -4,19 +4,20 @@ This is the benchmark of MTI-Net, ATRC, InvPT, MTLoRA and VMT-Adapter: about
 4,998 train and 5,105 val images with four dense labels. The on-disk format and
 its decoding are the facts of ``shared/pascal_context_format.md``:
 
-=============  ============================================  ==========================================
-task           file (relative to the root)                   decoding
-=============  ============================================  ==========================================
-(split)        ``ImageSets/Context/{split}.txt``             one image id per line
-(image)        ``JPEGImages/<id>.jpg``                       RGB -> float32 3xHxW in [0, 1]
-semseg         ``semseg/VOC12/<id>.png`` if it exists, else  values 0..20 (VOC order), 255 ignore
-               ``semseg/pascal-context/<id>.png``
-human_parts    ``human_parts/<id>.mat``                      see :func:`decode_human_parts`
-sal            ``sal_distill/<id>.png``                      ``png / 255 > 0.5``
-normals        ``normals_distill/<id>.png`` (RGB) and        ``n = 2 png / 255 - 1``, renormalised, valid
-               ``pascal-context/trainval/<id>.mat``          where ``LabelMap`` is in the 170 ids of
-               (key ``LabelMap``)                            ``normals_valid_label_ids.json``, else 0
-=============  ============================================  ==========================================
+=============  =========================================  ========================================
+task           file (relative to the root)                decoding
+=============  =========================================  ========================================
+(split)        ``ImageSets/Context/{split}.txt``          one image id per line
+(image)        ``JPEGImages/<id>.jpg``                    RGB -> float32 3xHxW in [0, 1]
+semseg         ``semseg/VOC12/<id>.png`` if it exists,    values 0..20 (VOC order), 255 ignore
+               else ``semseg/pascal-context/<id>.png``
+human_parts    ``human_parts/<id>.mat``                   see :func:`decode_human_parts`
+sal            ``sal_distill/<id>.png``                   ``png / 255 > 0.5``
+normals        ``normals_distill/<id>.png`` (RGB) and     ``n = 2 png / 255 - 1`` renormalised;
+               ``pascal-context/trainval/<id>.mat``       valid where ``LabelMap`` is one of the
+               (key ``LabelMap``)                         170 ids of
+                                                          ``normals_valid_label_ids.json``, else 0
+=============  =========================================  ========================================
 
 The loader only reads: no cache, index or lock file is ever written into the
 root, so a read-only copy works. Bad input fails loudly with the file and what
@@ -315,8 +316,7 @@ class PascalContext(Dataset):
             return r / "JPEGImages" / f"{image_id}.jpg"
         if kind == "semseg":
             voc = r / "semseg" / "VOC12" / f"{image_id}.png"
-            ctx = r / "semseg" / "pascal-context" / f"{image_id}.png"
-            return ctx if ctx.is_file() else voc  # / f"{image_id}.png"
+            return voc if voc.is_file() else r / "semseg" / "pascal-context" / f"{image_id}.png"
         if kind == "human_parts":
             return r / "human_parts" / f"{image_id}.mat"
         if kind == "sal":

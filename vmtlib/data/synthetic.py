@@ -15,7 +15,7 @@ What a scene contains
   angle). The sky has no normal (invalid, all-zero), like the PASCAL classes
   outside the NYUv2 list. A few flat *decals* (discs, bars) are painted on the
   background: they have colour and shape but no relief, so only shading tells
-  them apart from objects. A third of them are vivid, like salient objects.
+  them apart from objects (0-4 per scene, half of them as vivid as salient objects).
 * **Objects**: 2-6 shaded solids, each drawn with an exact normal field, and
   0-2 person figures. The semseg ids are VOC ids (21 channels):
 
@@ -145,8 +145,8 @@ class SceneConfig:
     person_height_range: tuple[float, float] = (0.55, 1.9)
     p_sky: float = 0.3
     p_floor: float = 0.75
-    max_decals: int = 3
-    p_vivid_decal: float = 0.35
+    max_decals: int = 4
+    p_vivid_decal: float = 0.5
     noise_range: tuple[float, float] = (0.003, 0.03)
 
 
@@ -261,7 +261,8 @@ def _capsule(X, Y, p0: tuple[float, float], p1: tuple[float, float], r: float):
 
 
 def _torus(X, Y, big_r: float, r: float):
-    """Torus with its axis along z: tube normal ((rho - R)/r * radial, sqrt(1 - ((rho - R)/r)^2))."""
+    """Torus with its axis along z; with d = (rho - R) / r the tube normal is
+    (d * radial, sqrt(1 - d^2))."""
     rho = np.sqrt(X * X + Y * Y) + 1e-9
     d = (rho - big_r) / r
     m = np.abs(d) < 1.0
@@ -501,7 +502,8 @@ def _draw_solid(canvas, kind, centre, radius, rng, style) -> None:
             shape = (_BOX_VERTS, _BOX_FACES, _BOX_NORMALS, scale, rot, None)
         elif kind == "slab":
             scale = np.array([0.85, 0.85 * rng.uniform(0.55, 0.75), 0.06])
-            rot = _rotation(rng.uniform(-0.6, 0.6), rng.uniform(-0.35, 0.35), rng.uniform(-0.2, 0.2))
+            rot = _rotation(rng.uniform(-0.6, 0.6), rng.uniform(-0.35, 0.35),
+                            rng.uniform(-0.2, 0.2))
             shape = (_BOX_VERTS, _BOX_FACES, _BOX_NORMALS, scale, rot, _BOX_FRONT)
         else:
             scale = np.array([rng.uniform(0.55, 0.75), rng.uniform(0.55, 0.8), 0.0])

@@ -1,0 +1,121 @@
+"""The CPU course's method comparison on SyntheticScenes (the training issue's table).
+
+Trains, for the same budget and recipe, single_task_full, multi_task_full,
+decoders_only, adapter_shared, vmt_adapter and vmt_adapter_lite on the
+pretrained swin_nano, plus decoders_only on a randomly initialised swin_nano
+(the control that shows whether the pretraining transfers). Delta_m is taken
+against single_task_full of the same budget. No method is tuned more than
+another: one recipe (the papers', at the CPU setting) for all.
+
+Run: ``python benchmarks/compare_methods.py [--steps 300] [--batch-size 12]``.
+Each run writes ``runs/compare/<name>/`` (``config.json``, ``metrics.jsonl``,
+``checkpoint.pt``, ``final.json``); a run whose ``final.json`` exists is not
+trained again (``--force`` retrains), so an interrupted comparison resumes.
+Writes ``benchmarks/results/compare.json``, ``benchmarks/results/compare.md``
+and ``figures/compare_methods.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from vmtlib.metrics import delta_m
+from vmtlib.tasks import ALL_TASKS, TASKS
+from vmtlib.train import TrainConfig, Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+# (name, method, pretrained)
+RUNS = [
+    ("single_task_full", "single_task_full", True),
+    ("multi_task_full", "multi_task_full", True),
+    ("decoders_only", "decoders_only", True),
+    ("adapter_shared", "adapter_shared", True),
+    ("vmt_adapter", "vmt_adapter", True),
+    ("vmt_adapter_lite", "vmt_adapter_lite", True),
+    ("decoders_only (random init)", "decoders_only", False),
+]
+
+HEADLINE = {"semseg": "mIoU", "human_parts": "mIoU", "sal": "mIoU", "normals": "mean"}
+
+
+def run_dir(out: Path, name: str) -> Path:
+    return out / name.replace(" ", "_").replace("(", "").replace(")", "")
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ("| method | backbone init | semseg mIoU | parts mIoU | sal mIoU | normals mErr "
+            "| Δm vs single-task (%) | trainable encoder / all | train img/s |")
+    lines = [head, "|" + " --- |" * 9]
+    for r in rows:
+        m = r["metrics"]
+        enc, total = r["parameters"]["encoder"], r["parameters"]["total"]
+        dm = "—" if r["delta_m"] is None else f"{r['delta_m']:+.2f}"
+        lines.append(
+            f"| {r['name']} | {'pretrained' if r['pretrained'] else 'random'} "
+            f"| {m['semseg']['mIoU']:.1f} | {m['human_parts']['mIoU']:.1f} "
+            f"| {m['sal']['mIoU']:.1f} | {m['normals']['mean']:.1f} | {dm} "
+            f"| {enc / 1e6:.3f}M / {total / 1e6:.3f}M | {r['train_images_per_second']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=12)
+    parser.add_argument("--img-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--val-size", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "compare")
+    parser.add_argument("--force", action="store_true", help="retrain runs that have final.json")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    rows, start = [], time.perf_counter()
+    for name, method, pretrained in RUNS:
+        out = run_dir(args.out, name)
+        final = out / "final.json"
+        if args.force or not final.exists():
+            cfg = TrainConfig(method=method, backbone="swin_nano", pretrained=pretrained,
+                              steps=args.steps, batch_size=args.batch_size,
+                              img_size=args.img_size, lr=args.lr, val_size=args.val_size,
+                              seed=args.seed, out=str(out))
+            print(f"== {name}", flush=True)
+            Trainer(cfg).fit()
+        result = json.loads(final.read_text())
+        result["name"] = name
+        rows.append(result)
+
+    reference = {t: rows[0]["metrics"][t][TASKS[t].metric] for t in ALL_TASKS}
+    for r in rows:
+        r["delta_m"] = delta_m({t: r["metrics"][t][TASKS[t].metric] for t in ALL_TASKS},
+                               reference)
+    setting = {"backbone": "swin_nano", "data": "SyntheticScenes", "steps": args.steps,
+               "batch_size": args.batch_size, "img_size": args.img_size, "lr": args.lr,
+               "optimizer": "Adam, weight decay 1e-4, linear decay to zero",
+               "val_size": args.val_size, "seed": args.seed, "threads": args.threads,
+               "command": "python benchmarks/compare_methods.py",
+               "wall_seconds_this_invocation": round(time.perf_counter() - start, 1)}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "compare.json").write_text(
+        json.dumps({"setting": setting, "reference": reference, "runs": rows}, indent=2) + "\n")
+    table = markdown(rows)
+    (RESULTS / "compare.md").write_text(table + "\n")
+    print(table)
+
+    from vmtlib.plots import plot_comparison, save_figure
+
+    save_figure(plot_comparison(rows), "compare_methods")
+
+
+if __name__ == "__main__":
+    main()
