@@ -7,7 +7,19 @@ its config (``vmtlib.build_model`` does both).
 
 from __future__ import annotations
 
-from vmtlib.methods import adapter, full, vmt_adapter  # noqa: F401  (registration)
+from vmtlib.methods import (  # noqa: F401  (registration)
+    adapter,
+    bitfit,
+    full,
+    hyperformer,
+    lora,
+    mtlora,
+    phm,
+    polyhistor,
+    relative_bias,
+    vmt_adapter,
+    vpt,
+)
 from vmtlib.methods.base import (
     Method,
     get_method_class,

@@ -53,7 +53,7 @@ class ConditionedState(MethodState):
     """:class:`MethodState` plus ``condition``: what the method computed for the active task.
 
     Hyperformer and Polyhistor publish the task's (generated) embedding or
-    kernels here once per pass; PHM layers read the task's shared rule.
+    kernels here once per pass; PHM layers read their shared rules.
     """
 
     def __init__(self) -> None:

@@ -28,8 +28,8 @@ tasks, produces template kernels at the first stage's width d_0 = 96,
 n_0 = d_0 / rho, from a task embedding V_t and layer embeddings V_l^i
 (k / 2 each):
 
-    W~_l^{t,i} = Pi_p([V_t; V_l^i] W_hat^p) Pi_q([V_t; V_l^i] W_hat^q)^T in R^{d_0 x 2 n_0},   (Eq. 5)
-    W_l^t      = sum_{i=1}^{s} W~_l^{t,i} (x) kappa_l^{t,i},   kappa in R^{s x s},          (Eq. 6)
+    W~_l^{t,i} = Pi_p([V_t; V_l^i] W_hat^p) Pi_q([V_t; V_l^i] W_hat^q)^T in R^{d_0 x 2 n_0}  (Eq. 5)
+    W_l^t      = sum_{i=1}^{s} W~_l^{t,i} (x) kappa_l^{t,i},   kappa in R^{s x s}         (Eq. 6)
 
 where s = d_l / d_0 is the stage's scale (1, 2, 4, 8 on Swin): the layer-wise
 scaling kernels kappa grow the templates to (d_0 s) x (2 n_0 s) = d_l x 2 n_l.
@@ -38,9 +38,10 @@ keeps column block b of W~ in columns b s .. b s + s - 1). LN_pre and LN_post
 are plain per-task, per-adapter LayerNorms: the shared hypernetworks emit
 only template-width tensors. Sizes (not published either): rho = 2 and
 r = 21 give 0.22M / 0.29M / 0.42M for k = 16 / 32 / 64 (papers 0.23 / 0.29 /
-0.41, Table 2; within -3.5% / -0.9% / +1.9%). Of these, 0.15M do not depend
-on k: the per-task LayerNorms (4 T sum_l d_l over both positions, 0.14M) and
-kappa (T sum_l s_l^3 per position, 0.011M).
+0.41, Table 2; -3.5% / -0.9% / +1.9%). Of these, 0.157M do not depend on k:
+the per-task LayerNorms (4 d per adapter and task: 0.141M), kappa (s^3 per
+adapter and task: 0.011M) and the hypernetworks' biases (0.004M); the rest is
+k (r (d_0 + 2 n_0) + 46 + 2) with 92 layer and 4 task embeddings of k / 2.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ def constant_head(k: int, out: int, value: float) -> nn.Linear:
 
 
 def adapter(
-    h: torch.Tensor, w: torch.Tensor, pre: tuple[torch.Tensor, torch.Tensor],
+    h: torch.Tensor,
+    w: torch.Tensor,
+    pre: tuple[torch.Tensor, torch.Tensor],
     post: tuple[torch.Tensor, torch.Tensor],
 ) -> torch.Tensor:
     """``h + LN_post(ReLU(LN_pre(h) W_down) W_up)`` with ``[W_down, W_up^T] = w`` (d x 2n)."""
@@ -95,14 +98,15 @@ class DecomposedHyperAdapter(nn.Module):
     def __init__(self, dim: int, hidden: int, k: int, rank: int) -> None:
         super().__init__()
         self.dim, self.hidden, self.rank = dim, hidden, rank
-        self.p = factor_head(k, dim * rank, rank, dim)
-        self.q = factor_head(k, 2 * hidden * rank, rank, dim)
+        self.p_head = factor_head(k, dim * rank, rank, dim)
+        self.q_head = factor_head(k, 2 * hidden * rank, rank, dim)
         self.pre_gain, self.pre_shift = constant_head(k, dim, 1.0), constant_head(k, dim, 0.0)
         self.post_gain, self.post_shift = constant_head(k, dim, 0.0), constant_head(k, dim, 0.0)
 
     def factors(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``p (d, r)`` and ``q (2n, r)`` for task embedding ``v (k,)``."""
-        return self.p(v).view(self.dim, self.rank), self.q(v).view(2 * self.hidden, self.rank)
+        p = self.p_head(v).view(self.dim, self.rank)
+        return p, self.q_head(v).view(2 * self.hidden, self.rank)
 
     def weight(self, v: torch.Tensor) -> torch.Tensor:
         """``W = p q^T`` ``(d, 2n)``: ``[W_down, W_up^T]``."""
@@ -229,15 +233,17 @@ class PolyhistorLite(ConditionedPerTaskMethod):
     def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: Config) -> None:
         super().__init__(backbone, tasks, config)
         if config.k < 2 or config.k % 2:
-            raise ValueError(f"polyhistor_lite: k must be even (V_t and V_l are k / 2), got {config.k}")
+            raise ValueError(
+                f"polyhistor_lite: k must be even (V_t and V_l are k / 2), got {config.k}"
+            )
         d0 = backbone.dims[0]
         divisor_check("rho", config.rho, [d0], self.method_id)
         scales = [d // d0 for d in backbone.dims]
         if any(s * d0 != d for s, d in zip(scales, backbone.dims)):
             raise ValueError(f"polyhistor_lite needs stage widths that are multiples of {d0}")
         self.template_shape = (d0, 2 * (d0 // config.rho))
-        self.p = factor_head(config.k, d0 * config.r, config.r, d0)
-        self.q = factor_head(config.k, self.template_shape[1] * config.r, config.r, d0)
+        self.p_head = factor_head(config.k, d0 * config.r, config.r, d0)  # W_hat^p
+        self.q_head = factor_head(config.k, self.template_shape[1] * config.r, config.r, d0)
         self.task_embeddings = nn.Parameter(torch.randn(len(tasks), config.k // 2))
 
         offset = 0
@@ -259,8 +265,8 @@ class PolyhistorLite(ConditionedPerTaskMethod):
         layers = self.layer_embeddings
         v = torch.cat([self.task_embeddings[task].expand(layers.shape[0], -1), layers], dim=1)
         r = self.config.r
-        p = self.p(v).view(-1, self.template_shape[0], r)
-        q = self.q(v).view(-1, self.template_shape[1], r)
+        p = self.p_head(v).view(-1, self.template_shape[0], r)
+        q = self.q_head(v).view(-1, self.template_shape[1], r)
         return p @ q.transpose(1, 2)
 
     def condition(self, task: int) -> torch.Tensor:

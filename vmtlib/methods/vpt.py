@@ -36,7 +36,7 @@ merged").
 
 Counts on Swin-T, four tasks, P = 50: deep 4 * 50 * sum_l d_l = 0.883M (papers
 0.88M); shallow 4 * 50 * 96 = 0.019M (papers 0.02M, the printed precision).
-Prompts start uniform in +-sqrt(6 / (3 * 4^2 + 96)) (VPT's Xavier-style init);
+Prompts start uniform in +-sqrt(6 / (3 * 4^2 + C)) (VPT's Xavier-style init);
 as extra keys they change the output from the start.
 
 O(T): task t's prompts are active in task t's pass.
@@ -98,12 +98,20 @@ class PromptedSwinBlock(nn.Module):
     :class:`~vmtlib.methods.base.HookedSwinBlock`.
     """
 
-    def __init__(self, block: nn.Module, num_prompts: int, copies: int, state: MethodState):
+    def __init__(
+        self,
+        block: nn.Module,
+        num_prompts: int,
+        copies: int,
+        state: MethodState,
+        init_range: float,
+    ) -> None:
         super().__init__()
         self.block = block
         dim = block.norm1.normalized_shape[0]
-        val = math.sqrt(6.0 / (3 * 4**2 + 96))  # VPT: 3 * patch^2 + embed_dim of Swin-T
-        self.prompts = nn.Parameter(torch.empty(copies, num_prompts, dim).uniform_(-val, val))
+        self.prompts = nn.Parameter(
+            torch.empty(copies, num_prompts, dim).uniform_(-init_range, init_range)
+        )
         self.state = state
 
     def active_prompts(self) -> torch.Tensor:
@@ -155,11 +163,13 @@ class _VPT(PerTaskPassMethod):
         super().__init__(backbone, tasks, config)
         if config.tokens < 1:
             raise ValueError(f"{self.method_id}: tokens must be at least 1, got {config.tokens}")
+        # VPT's Xavier-style range: sqrt(6 / (3 * patch^2 + embed_dim)), patch 4.
+        init_range = math.sqrt(6.0 / (3 * 4**2 + backbone.dims[0]))
         for s, stage in enumerate(backbone.layers):
             for b in range(len(stage.blocks)):
                 if self.deep or (s, b) == (0, 0):
                     stage.blocks[b] = PromptedSwinBlock(
-                        stage.blocks[b], config.tokens, self.num_tasks, self.state
+                        stage.blocks[b], config.tokens, self.num_tasks, self.state, init_range
                     )
 
 

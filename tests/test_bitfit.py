@@ -1,0 +1,72 @@
+"""BitFit: counts and the defining property (biases, and nothing else, train)."""
+
+import pytest
+import torch
+
+from vmtlib import ALL_TASKS, build_model, count_parameters
+from vmtlib.methods.bitfit import is_bias
+
+
+def encoder_count(method: str) -> int:
+    with torch.device("meta"):
+        return count_parameters(build_model(method))["encoder"]
+
+
+def test_counts_on_swin_tiny() -> None:
+    per_task = 11 * 4416 + 169 * 138 + 2 * 96 + 4 * (96 + 192 + 384)
+    assert per_task == 74_778
+    assert encoder_count("bitfit") == 4 * per_task
+    assert 4 * per_task / 1e6 == pytest.approx(0.30, rel=0.03)  # Polyhistor Table 1
+    # VMT-Adapter Table 2 prints 0.08 for Shared BitFit: -6.5% (see the module docstring).
+    assert encoder_count("bitfit_shared") == per_task
+    assert per_task / 1e6 == pytest.approx(0.08, rel=0.15)
+
+
+def test_shared_bitfit_trains_exactly_the_biases() -> None:
+    with torch.device("meta"):
+        model = build_model("bitfit_shared")
+    names = dict(model.encoder.backbone.named_parameters())
+    trainable = {n for n, p in names.items() if p.requires_grad}
+    expected = {
+        n for n in names if n.endswith(".bias") or n.endswith("relative_position_bias_table")
+    }
+    assert trainable == expected
+    assert {"patch_embed.proj.bias", "layers.1.downsample.norm.bias"} <= trainable
+    assert not any(n.endswith(".weight") for n in trainable)
+
+
+def test_per_task_bitfit_trains_one_offset_per_bias_and_task() -> None:
+    with torch.device("meta"):
+        model = build_model("bitfit")
+    enc = model.encoder
+    assert not any(p.requires_grad for p in enc.backbone.parameters())
+    params = dict(enc.backbone.named_parameters())
+    assert len(enc.offsets) == len(ALL_TASKS)
+    for offsets in enc.offsets:
+        assert {k.replace("-", ".") for k in offsets} == {n for n in params if is_bias(n)}
+        for key, delta in offsets.items():
+            assert delta.shape == params[key.replace("-", ".")].shape and delta.requires_grad
+
+
+def test_a_task_runs_with_its_own_biases() -> None:
+    model = build_model("bitfit", backbone="swin_nano", img_size=64).eval()
+    enc = model.encoder
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        shared = enc.backbone(images)
+        for feats in enc(images).values():  # offsets start at zero
+            for a, b in zip(feats, shared):
+                torch.testing.assert_close(a, b)
+        name = "layers.1.blocks.0.mlp.fc1.bias"
+        enc.offsets[0][name.replace(".", "-")] += 0.5
+        feats = enc(images)
+        bias = dict(enc.backbone.named_parameters())[name]
+        bias += 0.5  # what task 0's pass should have seen
+        reference = enc.backbone(images)
+        bias -= 0.5
+    for a, b in zip(feats[ALL_TASKS[0]], reference):
+        torch.testing.assert_close(a, b)
+    for t in ALL_TASKS[1:]:
+        for a, b in zip(feats[t], shared):
+            torch.testing.assert_close(a, b)
+    assert not torch.allclose(feats[ALL_TASKS[0]][1], shared[1])

@@ -1,0 +1,48 @@
+"""Relative-position bias tuning: counts and the defining property (only the tables train)."""
+
+import pytest
+import torch
+
+from vmtlib import ALL_TASKS, build_model, count_parameters
+
+
+def encoder_count(method: str) -> int:
+    with torch.device("meta"):
+        return count_parameters(build_model(method))["encoder"]
+
+
+def test_counts_on_swin_tiny() -> None:
+    per_task = 13 * 13 * (2 * 3 + 2 * 6 + 6 * 12 + 2 * 24)  # (2M - 1)^2 x heads, M = 7
+    assert encoder_count("relative_bias") == 4 * per_task == 93_288
+    # Polyhistor prints 0.09: +3.7%, within the table's two-decimal precision.
+    assert 4 * per_task / 1e6 == pytest.approx(0.09, rel=0.03, abs=0.005)
+    # VMT-Adapter prints 0.03 for the shared variant; one table per block is 0.023M (-22%),
+    # a quarter of its own per-task count: the gap is the paper's (see the module docstring).
+    assert encoder_count("relative_bias_shared") == per_task == 23_322
+
+
+def test_only_the_relative_position_tables_train() -> None:
+    with torch.device("meta"):
+        shared = build_model("relative_bias_shared")
+        multiple = build_model("relative_bias")
+    trainable = {n for n, p in shared.encoder.backbone.named_parameters() if p.requires_grad}
+    assert len(trainable) == 12
+    assert all(n.endswith("attn.relative_position_bias_table") for n in trainable)
+    enc = multiple.encoder
+    assert not any(p.requires_grad for p in enc.backbone.parameters())
+    assert all(
+        k.endswith("relative_position_bias_table") for offsets in enc.offsets for k in offsets
+    )
+
+
+def test_a_task_sees_its_own_tables() -> None:
+    model = build_model("relative_bias", backbone="swin_nano", img_size=64).eval()
+    enc = model.encoder
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        shared = enc.backbone(images)
+        key = "layers-0-blocks-0-attn-relative_position_bias_table"
+        enc.offsets[2][key] += torch.randn_like(enc.offsets[2][key])
+        feats = enc(images)
+    changed = [t for t in ALL_TASKS if not torch.allclose(feats[t][0], shared[0])]
+    assert changed == [ALL_TASKS[2]]

@@ -1,0 +1,188 @@
+"""MTLoRA (Agiza et al., CVPR 2024): task-agnostic and task-specific low-rank adaptation.
+
+Every frozen linear layer W of the attention (``qkv``, ``proj``) and the MLP
+(``fc1``, ``fc2``) of every Swin block gets a task-agnostic LoRA (TA-LoRA):
+
+    y = x W + b + s B A x,   A: d_in x 64,  B: 64 x d_out (zero at start),  s = 4.
+
+In the last block of each stage, ``proj``, ``fc1`` and ``fc2`` also get one
+task-specific LoRA (TS-LoRA) per task (rank 4, scale 4), and that block
+computes, besides the shared stream x_s that continues into the next stage,
+one stream x_t per task, which is the stage's feature for task t's decoder.
+Write L(z) = z W + b + TA(z) for a shared layer (frozen W plus TA-LoRA) and
+LoRA_t(z) = s B_t A_t z for task t's. With a the (shared) attention output
+before ``proj`` and g = GELU, the last block computes
+
+    x_s' = x + L_proj(a)                  x_t' = x_s' + LoRA_t(a)
+    u_s  = L_fc1(LN2(x_s'))               u_t  = u_s + LoRA_t(LN2(x_t'))
+    out_s = x_s' + L_fc2(g(u_s))          out_t = x_t' + L_fc2(g(u_s)) + LoRA_t(g(u_t))
+
+that is, each task stream reuses the shared stream's outputs of ``proj``,
+``fc1`` and ``fc2`` and adds only a low-rank correction computed from its
+own input (MTLoRA's public code, ``shared_mode='matrixv2'``). That is why
+MTLoRA stays one pass (O(1)): per extra task the encoder adds two LayerNorms,
+a GELU and three rank-4 products in four blocks; every other block, the
+patch mergings and all attention are shared by all tasks. (The code's
+default ``'matrix'`` drops the shared TA-LoRA output from the task streams,
+which leaves the TA-LoRA of ``proj`` and ``fc2`` in the very last block
+without any gradient, since no decoder reads stage 4's shared stream; the
+parameter count is the same.) With every B zero at start, every task
+stream starts equal to the shared stream, i.e. the pretrained network.
+
+Trainable besides the LoRAs (MTLoRA's ``mark_only_lora_as_trainable`` with
+its defaults): the patch embedding, every LayerNorm, the patch-merging
+reductions and the relative-position bias tables. Count on Swin-T, four
+tasks: TA-LoRA 1024 sum_l d_l = 4.52M, TS-LoRA 4 x 48 x 1440 = 0.28M, the
+rest 1.60M: 6.40M, MTLoRA's count at r = 64.
+
+The stage features of the tasks are the task streams of the last blocks,
+taken before the next stage's patch merging (timm's layout: downsampling at
+the start of a stage). MTLoRA's code, whose stages end with the patch
+merging, hands the decoders the merged task streams instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vmtlib.backbone import SwinBackbone
+from vmtlib.methods.base import MethodState, OnePassMethod, register
+from vmtlib.methods.lora import LowRankBranch
+
+
+class MTLoRALinear(nn.Linear):
+    """A frozen linear layer with TA-LoRA and optionally one TS-LoRA per task.
+
+    Takes over the wrapped layer's ``weight`` and ``bias`` (their names stay).
+    With ``stack_tasks`` (the ``proj`` of a last block) the output is the
+    shared output followed by every task's, stacked along the batch dimension,
+    so timm's window-merging code, which works per image, merges all streams.
+    """
+
+    def __init__(
+        self,
+        base: nn.Linear,
+        rank: int,
+        task_rank: int,
+        num_tasks: int,
+        scale: float,
+        stack_tasks: bool = False,
+    ) -> None:
+        nn.Module.__init__(self)
+        self.in_features, self.out_features = base.in_features, base.out_features
+        self.register_parameter("weight", base.weight)
+        self.register_parameter("bias", base.bias)
+        self.shared = LowRankBranch(self.in_features, self.out_features, rank, scale)
+        self.tasks = nn.ModuleList(
+            LowRankBranch(self.in_features, self.out_features, task_rank, scale)
+            for _ in range(num_tasks)
+        )
+        self.stack_tasks = stack_tasks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shared = F.linear(x, self.weight, self.bias) + self.shared(x)
+        if not self.stack_tasks:
+            return shared
+        return torch.cat([shared] + [shared + branch(x) for branch in self.tasks])
+
+    def task_output(self, shared: torch.Tensor, x: torch.Tensor, task: int) -> torch.Tensor:
+        """Task ``task``'s output: the shared stream's output plus LoRA_t of the task's input."""
+        return shared + self.tasks[task](x)
+
+
+class TaskSpecificBlock(nn.Module):
+    """The last block of a stage: the shared stream plus one stream per task.
+
+    Returns the shared stream; leaves the task streams ``(T, B, H, W, C)`` in
+    ``state.stage_extras[stage]``. The wrapped block is ``self.block``.
+    """
+
+    def __init__(self, block: nn.Module, stage: int, num_tasks: int, state: MethodState) -> None:
+        super().__init__()
+        self.block = block
+        self.stage, self.num_tasks, self.state = stage, num_tasks, state
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        blk, mlp, t = self.block, self.block.mlp, self.num_tasks
+        b, h, w, c = x.shape
+        a = blk._attn(blk.norm1(x)).view(1 + t, b, h * w, c)  # proj stacks [shared; tasks]
+        x = x.reshape(b, h * w, c)
+        xs = x + blk.drop_path1(a[0])
+        xt = x + blk.drop_path1(a[1:])  # (T, B, N, C)
+
+        def act(u: torch.Tensor) -> torch.Tensor:
+            return mlp.norm(mlp.drop1(mlp.act(u)))
+
+        ms, mt = blk.norm2(xs), blk.norm2(xt)
+        us = mlp.fc1(ms)
+        ut = torch.stack([mlp.fc1.task_output(us, mt[i], i) for i in range(t)])
+        gs, gt = act(us), act(ut)
+        ys = mlp.fc2(gs)
+        yt = torch.stack([mlp.fc2.task_output(ys, gt[i], i) for i in range(t)])
+        out_s = xs + blk.drop_path2(mlp.drop2(ys))
+        out_t = xt + blk.drop_path2(mlp.drop2(yt))
+        self.state.stage_extras[self.stage] = out_t.view(t, b, h, w, c)
+        return out_s.view(b, h, w, c)
+
+
+def unfreeze_mtlora_extras(backbone: SwinBackbone) -> None:
+    """MTLoRA's non-LoRA trainable set: patch embedding, LayerNorms, merging reductions,
+    relative-position tables."""
+    backbone.patch_embed.requires_grad_(True)
+    for module in backbone.modules():
+        if isinstance(module, nn.LayerNorm):
+            module.requires_grad_(True)
+    for stage in backbone.layers:
+        if not isinstance(stage.downsample, nn.Identity):
+            stage.downsample.reduction.requires_grad_(True)
+    for _, _, block in backbone.blocks():
+        block.attn.relative_position_bias_table.requires_grad_(True)
+
+
+@register
+class MTLoRA(OnePassMethod):
+    """MTLoRA: shared LoRA everywhere, per-task LoRA in the last block of each stage."""
+
+    method_id = "mtlora"
+    description = "MTLoRA: shared LoRA + per-task LoRA in each stage's last block, one pass (O(1))"
+
+    @dataclasses.dataclass
+    class Config:
+        """r: task-agnostic rank (64); r_task: task-specific rank (4); scale: LoRA scale (4)."""
+
+        r: int = 64
+        r_task: int = 4
+        scale: float = 4.0
+
+    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: Config) -> None:
+        super().__init__(backbone, tasks, config)
+        if config.r < 1 or config.r_task < 1:
+            raise ValueError(
+                f"mtlora: ranks must be at least 1, got r={config.r}, r_task={config.r_task}"
+            )
+        unfreeze_mtlora_extras(backbone)
+        t = self.num_tasks
+
+        def lora(layer: nn.Linear, specific: bool, stack: bool = False) -> MTLoRALinear:
+            n = t if specific else 0
+            return MTLoRALinear(layer, config.r, config.r_task, n, config.scale, stack)
+
+        for s, stage in enumerate(backbone.layers):
+            last = len(stage.blocks) - 1
+            for i, block in enumerate(stage.blocks):
+                specific = i == last
+                block.attn.qkv = lora(block.attn.qkv, False)
+                block.attn.proj = lora(block.attn.proj, specific, stack=specific)
+                block.mlp.fc1 = lora(block.mlp.fc1, specific)
+                block.mlp.fc2 = lora(block.mlp.fc2, specific)
+            stage.blocks[last] = TaskSpecificBlock(stage.blocks[last], s, t, self.state)
+
+    def task_features(self, feats: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:
+        extras = self.state.stage_extras
+        stages = range(len(feats))
+        return {task: [extras[s][i] for s in stages] for i, task in enumerate(self.tasks)}
