@@ -48,11 +48,11 @@ def parameter_table(
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The rows as the papers print them: millions, ``encoder / all``."""
-    lines = [f"{'method':<26} {'hyper-parameters':<22} {'encoder / all (M)':>19}  passes"]
-    for r in rows:
-        kw = ", ".join(f"{k}={v}" for k, v in r["kwargs"].items()) or "-"
+    kwargs = [", ".join(f"{k}={v}" for k, v in r["kwargs"].items()) or "-" for r in rows]
+    width = max(len("hyper-parameters"), *(len(k) for k in kwargs))
+    lines = [f"{'method':<24} {'hyper-parameters':<{width}} {'encoder / all (M)':>17}  passes"]
+    for r, kw in zip(rows, kwargs):
         counts = f"{r['encoder'] / 1e6:.2f} / {r['all'] / 1e6:.2f}"
-        lines.append(
-            f"{r['method']:<26} {kw:<22} {counts:>19}  {'O(1)' if r['one_pass'] else 'O(T)'}"
-        )
+        passes = "O(1)" if r["one_pass"] else "O(T)"
+        lines.append(f"{r['method']:<24} {kw:<{width}} {counts:>17}  {passes}")
     return "\n".join(lines)
