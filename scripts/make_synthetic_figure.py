@@ -22,29 +22,9 @@ from vmtlib.data.synthetic import (  # noqa: E402
     VOC_CLASSES,
     SyntheticScenes,
 )
+from vmtlib.plots import label_to_rgb, voc_palette  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _palette(n: int) -> np.ndarray:
-    """The VOC colour map (bit-interleaved), n x 3 in [0, 1]."""
-    cmap = np.zeros((n, 3))
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        cmap[i] = (r, g, b)
-    return cmap / 255.0
-
-
-def _colour(label: np.ndarray, pal: np.ndarray) -> np.ndarray:
-    out = np.ones((*label.shape, 3))  # 255 (ignore) shows white
-    known = label != 255
-    out[known] = pal[label[known]]
-    return out
 
 
 def main() -> None:
@@ -57,7 +37,7 @@ def main() -> None:
     args = ap.parse_args()
 
     ds = SyntheticScenes(args.first + args.n, size=args.size, seed=args.seed)
-    pal = _palette(256)
+    pal = voc_palette()
     cols = ("image", "semseg", "human_parts", "sal", "normals")
     fig, axes = plt.subplots(args.n, len(cols), figsize=(2.0 * len(cols), 2.0 * args.n + 1.1))
     axes = np.atleast_2d(axes)
@@ -65,17 +45,7 @@ def main() -> None:
         s = ds[args.first + r]
         for c, key in enumerate(cols):
             ax = axes[r, c]
-            x = s[key].numpy()
-            if key == "image":
-                ax.imshow(x.transpose(1, 2, 0))
-            elif key == "normals":  # PNG encoding of normals_distill: (n + 1) / 2
-                vis = (x.transpose(1, 2, 0) + 1.0) / 2.0
-                vis[(x == 0).all(0)] = 0.0
-                ax.imshow(vis)
-            elif key == "sal":
-                ax.imshow(x, cmap="gray", vmin=0, vmax=1)
-            else:
-                ax.imshow(_colour(x, pal), interpolation="nearest")
+            ax.imshow(label_to_rgb(key, s[key].numpy()), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:

@@ -74,7 +74,7 @@ def _train(args: argparse.Namespace) -> int:
         epochs=args.epochs, lr=args.lr, eval_every=args.eval_every, seed=args.seed,
         num_workers=args.num_workers, out=args.out, train_size=args.train_size,
         val_size=args.val_size, reference=reference, compile=args.compile,
-        progress=not args.no_progress,
+        progress=not args.no_progress, device=args.device,
     )
     result = Trainer(cfg, resume=args.resume).fit()
     print(json.dumps({k: result[k] for k in ("method", "steps", "metrics", "delta_m")}, indent=2))
@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--param", action="append", default=[], help="method hyper-parameter NAME=VALUE")
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="re-evaluate a saved run")

@@ -92,6 +92,7 @@ class TrainConfig:
     reference: dict[str, float] | None = None  # delta_m reference; PASCAL: the papers'
     compile: bool = False
     progress: bool = True
+    device: str = "auto"  # auto (CUDA when available) | cpu | cuda | cuda:1 ...
 
     def __post_init__(self) -> None:
         self.tasks = parse_tasks(self.tasks)
@@ -126,16 +127,21 @@ def distributed_info() -> tuple[int, int]:
     return 0, 1
 
 
-def init_distributed() -> torch.device:
-    """Start the process group when launched by torchrun; return this rank's device."""
+def init_distributed(device: str = "auto") -> torch.device:
+    """Start the process group when launched by torchrun; return this rank's device.
+
+    ``device="auto"`` takes CUDA when available (rank ``LOCAL_RANK``'s GPU).
+    """
+    cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if "RANK" in os.environ and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", 0))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return torch.device("cpu")
+        dist.init_process_group("nccl" if cuda else "gloo")
+    if not cuda:
+        return torch.device("cpu")
+    if device not in ("auto", "cuda"):
+        return torch.device(device)
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    torch.cuda.set_device(local)
+    return torch.device("cuda", local)
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
@@ -260,7 +266,7 @@ class Trainer:
     ) -> None:
         self.cfg = cfg
         self.step_hooks = list(step_hooks)
-        self.device = init_distributed()
+        self.device = init_distributed(cfg.device)
         self.rank, self.world = distributed_info()
         self.out = Path(cfg.out)
         seed_everything(cfg.seed)
@@ -285,6 +291,8 @@ class Trainer:
             self._restore(load_checkpoint(self.out / CHECKPOINT, self.model))
         self.net: nn.Module = self.model
         if self.world > 1:
+            if self.device.type == "cuda":  # decoder BatchNorm statistics over the global batch
+                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             self.net = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
@@ -364,6 +372,8 @@ class Trainer:
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
+            if self.step == 0:  # a fresh run: no evaluations of an earlier run in its log
+                (self.out / "metrics.jsonl").unlink(missing_ok=True)
         sampler = StepBatchSampler(len(self.train_set), cfg.batch_size, self.step,
                                    self.total_steps, cfg.seed, self.rank, self.world)
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not cfg.progress
