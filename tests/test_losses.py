@@ -101,3 +101,12 @@ def test_bad_inputs_are_named():
         task_loss("semseg", torch.zeros(1, 20, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="H x W"):
         task_loss("sal", torch.zeros(1, 1, 4, 4), torch.zeros(1, 2, 2, dtype=torch.long))
+
+
+def test_task_copies_use_their_base_task_loss() -> None:
+    import torch
+
+    from vmtlib.losses import task_loss
+
+    pred, target = torch.randn(2, 21, 8, 8), torch.randint(0, 21, (2, 8, 8))
+    torch.testing.assert_close(task_loss("semseg#2", pred, target), task_loss("semseg", pred, target))

@@ -263,3 +263,10 @@ def test_delta_m_known_values():
         delta_m({"depth": 1.0})
     with pytest.raises(KeyError, match="sal"):
         delta_m({"sal": 1.0}, reference={"semseg": 1.0})
+
+
+def test_a_task_copy_gets_the_meter_of_its_base_task() -> None:
+    from vmtlib.metrics import TaskMeter
+
+    meter = TaskMeter("normals#3")
+    assert type(meter) is type(TaskMeter("normals")) and meter.task == "normals#3"

@@ -66,10 +66,10 @@ def random_batch(tasks: tuple[str, ...], batch: int, size: int, device: torch.de
     out: dict[str, torch.Tensor] = {"image": torch.randn(batch, 3, size, size, generator=g)}
     for t in tasks:
         spec = get_task(t)
-        if spec.name == "normals":
+        if spec.base == "normals":
             n = torch.randn(batch, 3, size, size, generator=g)
             out[t] = n / n.norm(dim=1, keepdim=True)
-        elif spec.name == "sal":
+        elif spec.base == "sal":
             out[t] = torch.randint(0, 2, (batch, size, size), generator=g)
         else:
             out[t] = torch.randint(0, spec.channels, (batch, size, size), generator=g)

@@ -102,9 +102,9 @@ LOSSES = {
 def task_loss(task: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The protocol's loss of ``task`` (unweighted)."""
     spec = get_task(task)
-    if spec.name in ("semseg", "human_parts"):
+    if spec.base in ("semseg", "human_parts"):
         _check(pred, target, spec.channels, task)
-    return LOSSES[spec.name](pred, target)
+    return LOSSES[spec.base](pred, target)
 
 
 def multitask_loss(outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor],

@@ -74,7 +74,7 @@ class TaskMeter(ABC):
             task = args[0] if args else kwargs.get("task")
             if task is None:
                 raise TypeError("TaskMeter needs a task id")
-            name = get_task(task).name
+            name = get_task(task).base
             cls = _METERS[name]
         return super().__new__(cls)
 

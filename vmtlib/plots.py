@@ -144,9 +144,11 @@ def plot_cost_vs_tasks(
     ncols = 2
     nrows = (len(panels) + 1) // 2
     fig, axes = plt.subplots(nrows, ncols, figsize=(11, 3.4 * nrows), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     methods = list(dict.fromkeys(r["method"] for r in flops_rows))
     methods += [m for m in dict.fromkeys(r["method"] for r in latency_rows) if m not in methods]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if len(methods) > len(colors):
+        colors = list(plt.get_cmap("tab20").colors)
     color = {m: colors[i % len(colors)] for i, m in enumerate(methods)}
     for ax, (key, label) in zip(axes.flat, panels):
         rows = flops_rows if key in ("gflops", "activation_mb") else latency_rows

@@ -32,6 +32,11 @@ class TaskSpec:
     reference: float
     loss_weight: float
 
+    @property
+    def base(self) -> str:
+        """The PASCAL task this one is (``semseg`` for ``semseg`` and its copy ``semseg#2``)."""
+        return self.name.partition("#")[0]
+
 
 TASKS: dict[str, TaskSpec] = {
     "semseg": TaskSpec("semseg", 21, "mIoU", True, 67.21, 1.0),
