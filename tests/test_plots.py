@@ -59,3 +59,44 @@ def test_plot_tradeoff_and_ablation() -> None:
     assert isinstance(fig, Figure)
     plt.close(fig)
     plt.close(plot_tradeoff([]))
+
+
+def test_course_figures_draw() -> None:
+    import torch
+
+    from vmtlib.data import SyntheticScenes
+    from vmtlib.plots import (
+        plot_comparison,
+        plot_flops_vs_tasks,
+        plot_parameter_breakdown,
+        plot_parameter_table,
+        plot_samples,
+        plot_swin_block,
+        predictions_as_labels,
+    )
+
+    rows = [{"method": m, "one_pass": p, "T": t, "gflops": g * t if not p else g + t}
+            for m, p, g in (("adapter", False, 11.6), ("vmt_adapter", True, 11.3))
+            for t in (1, 2, 3, 4)]
+    metrics = {"semseg": {"mIoU": 30.0}, "human_parts": {"mIoU": 20.0},
+               "sal": {"mIoU": 60.0}, "normals": {"mean": 30.0}}
+    sample = SyntheticScenes(1, size=64, seed=0)[0]
+    raw = {"semseg": torch.randn(21, 64, 64), "human_parts": torch.randn(7, 64, 64),
+           "sal": torch.randn(1, 64, 64), "normals": torch.randn(3, 64, 64)}
+    predicted = predictions_as_labels(raw)
+    assert predicted["sal"].unique().tolist() in ([0], [1], [0, 1])
+    torch.testing.assert_close(predicted["normals"].norm(dim=0), torch.ones(64, 64))
+    figures = [
+        plot_flops_vs_tasks(rows, reference={"individual": [18.48, 36.91, 55.32, 73.74]}),
+        plot_parameter_breakdown([{"label": "rho=4", "parts": {"W": 1.0e6, "T": 2e4},
+                                   "paper": 1.13}]),
+        plot_swin_block({"mlp_out": [("adapter", "tab:orange")]}, dots=(["qkv"], "k", "bias")),
+        plot_parameter_table([{"method": "vmt_adapter", "encoder": 1119132, "one_pass": True},
+                              {"method": "decoders_only", "encoder": 0, "one_pass": True}]),
+        plot_comparison([{"name": "a", "pretrained": True, "metrics": metrics},
+                         {"name": "b", "pretrained": False, "metrics": metrics}]),
+        plot_samples([sample, {**predicted, "image": sample["image"]}]),
+    ]
+    assert all(isinstance(f, Figure) for f in figures)
+    for f in figures:
+        plt.close(f)
