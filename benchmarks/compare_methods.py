@@ -92,7 +92,7 @@ def main() -> None:
             print(f"== {name}", flush=True)
             Trainer(cfg).fit()
         result = json.loads(final.read_text())
-        result["name"] = name
+        result["name"] = result["label"] = name
         rows.append(result)
 
     reference = {t: rows[0]["metrics"][t][TASKS[t].metric] for t in ALL_TASKS}
