@@ -101,8 +101,8 @@ def probe(spec: str, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor
         loss.backward()
         opt.step()
         if (step + 1) % 50 == 0 or step == 0:
-            curve.append({"step": step + 1, "loss": float(loss),
-                          **{t: float(v) for t, v in losses.items()}})
+            curve.append({"step": step + 1, "loss": float(loss.detach()),
+                          **{t: float(v.detach()) for t, v in losses.items()}})
     t_train = time.time() - t0
     model.decoders.eval()
     meters = make_meters(ALL_TASKS)

@@ -46,7 +46,7 @@ def test_deterministic_per_seed_and_index() -> None:
     a = render_pretext(3, 5)
     render_pretext(3, 6)  # drawing another sample in between changes nothing
     b = render_pretext(3, 5)
-    for key in ("image", "label", "colour", "light"):
+    for key in PRETEXT_KEYS:
         np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
     assert not np.array_equal(a.image, render_pretext(3, 6).image)
     assert not np.array_equal(a.image, render_pretext(4, 5).image)
@@ -74,6 +74,12 @@ def test_shapes_dtypes_and_ranges(size: int) -> None:
         assert 0 <= int(s["colour"].min()) and int(s["colour"].max()) < len(COLOURS)
         torch.testing.assert_close(s["light"].norm(dim=-1), torch.ones(2, 2))
         assert float(s["light"][..., 2].min()) > 0.2  # the light is in front of the glyph
+        assert s["unshaded"].shape == (3, size, size) and s["unshaded"].dtype == torch.float32
+        assert 0.0 <= float(s["unshaded"].min()) and float(s["unshaded"].max()) <= 1.0
+        assert s["shading"].shape == (size, size) and s["shading"].dtype == torch.float32
+        assert 0.0 <= float(s["shading"].min()) and float(s["shading"].max()) <= 1.5
+        assert s["edges"].shape == (size, size) and s["edges"].dtype == torch.int64
+        assert set(s["edges"].unique().tolist()) <= {0, 1}
     with pytest.raises(IndexError):
         ds[12]
     with pytest.raises(ValueError, match="divisible"):
@@ -87,11 +93,16 @@ def test_label_distribution_covers_all_classes() -> None:
 
 
 def test_objective_is_not_a_downstream_task() -> None:
-    """Image-level labels per tile from a separate image generator: no per-pixel
-    map, no downstream key, no VOC class count, no scene renderer."""
+    """Labels per tile (shape, relief, colour, light) and dense maps that are no
+    downstream label (the intrinsic images: reflectance and a grey shading; the glyph
+    outlines), from a separate image generator: no downstream key, no VOC class
+    count, no scene renderer, no class map, no saliency map, no normal map."""
     assert not set(PRETEXT_KEYS) & set(ALL_TASKS)
     s = render_pretext(0, 0, 128)
     assert s.label.shape == s.colour.shape == (2, 2)  # not an HxW map
+    assert s.unshaded.shape == (3, 128, 128) and s.edges.shape == (128, 128)
+    assert s.shading.shape == (128, 128)  # one grey value per pixel, not a 3-vector
+    assert 0.0 < s.edges.mean() < 0.25  # thin outlines, not regions
     assert NUM_CLASSES not in (21, 7, 2) and len(COLOURS) not in (21, 7, 2)
     imports = [n for n in ast.walk(ast.parse(inspect.getsource(pretext)))
                if isinstance(n, ast.ImportFrom | ast.Import)]
@@ -101,21 +112,22 @@ def test_objective_is_not_a_downstream_task() -> None:
 
 
 def test_light_label_matches_the_shading() -> None:
-    """A light from the right (x > 0) brightens the right side, from below
-    (y > 0, y down) the bottom: the label is in the normals' frame."""
+    """A light from the right (x > 0) brightens the right side, a light from below
+    (y > 0, y down) the bottom rows: the label is in the normals' frame. The
+    shading is the image over its unshaded target; its centroid follows the light."""
     cfg = PretextConfig(distractor_probs=(1.0, 0.0, 0.0))
-    dx, dy, lx, ly = [], [], [], []
+    n = 48
+    pos = np.arange(n) - (n - 1) / 2
+    cx, cy, lx, ly = [], [], [], []
     for i in range(160):
-        img, _, _, light = render_tile(np.random.default_rng([9, i]), 48, cfg)
-        gray = img.mean(0)
-        gy, gx = np.gradient(gray)
-        dx.append(float(gx.mean()))
-        dy.append(float(gy.mean()))
-        lx.append(float(light[0]))
-        ly.append(float(light[1]))
-    # shading of the relief: brighter on the side facing the light
-    assert np.corrcoef(lx, dx)[0, 1] > 0.2
-    assert np.corrcoef(ly, dy)[0, 1] > 0.2
+        tile = render_tile(np.random.default_rng([9, i]), n, cfg)
+        shading = (tile.image.mean(0) + 1e-3) / (tile.unshaded.mean(0) + 1e-3)
+        cx.append(float((shading * pos[None, :]).sum() / shading.sum()))
+        cy.append(float((shading * pos[:, None]).sum() / shading.sum()))
+        lx.append(float(tile.light[0]))
+        ly.append(float(tile.light[1]))
+    assert np.corrcoef(lx, cx)[0, 1] > 0.3
+    assert np.corrcoef(ly, cy)[0, 1] > 0.3
 
 
 def test_head_and_loss_train_every_stage() -> None:
@@ -123,13 +135,19 @@ def test_head_and_loss_train_every_stage() -> None:
     head = PretextHead(backbone.dims)
     batch = make_batch(0, range(2))
     out = head(backbone(batch["image"]))
-    assert out["label"].shape == (2, NUM_CLASSES, 2, 2)
+    assert out["shape"].shape == (2, len(SHAPES), 2, 2)
+    assert out["relief"].shape == (2, len(RELIEFS), 2, 2)
     assert out["colour"].shape == (2, len(COLOURS), 2, 2)
     torch.testing.assert_close(out["light"].norm(dim=1), torch.ones(2, 2, 2))
     loss, metrics = pretext_loss(out, batch)
     assert torch.isfinite(loss)
-    assert set(metrics) == {"loss", "label_loss", "colour_loss", "light_loss", "acc",
-                            "colour_acc", "light_deg"}
+    assert out["unshaded"].shape == (2, 3, 32, 32) and out["edges"].shape == (2, 1, 32, 32)
+    assert out["shading"].shape == (2, 1, 32, 32)
+    assert set(metrics) == {
+        "loss", "shape_loss", "relief_loss", "colour_loss", "light_loss", "unshaded_loss",
+        "shading_loss", "edges_loss", "acc", "shape_acc", "relief_acc", "colour_acc",
+        "light_deg", "edges_f1",
+    }
     loss.backward()
     assert backbone.patch_embed.proj.weight.grad.abs().sum() > 0
     assert all(p.grad is not None for p in backbone.parameters())

@@ -69,7 +69,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -93,7 +93,9 @@ COLOURS: tuple[str, ...] = tuple(f"hue{k}" for k in range(8)) + ("achromatic",)
 """Colour labels: hue in [k/8, (k+1)/8) with saturation >= 0.4, or achromatic
 (saturation <= 0.12)."""
 
-PRETEXT_KEYS: tuple[str, ...] = ("image", "label", "colour", "light")
+PRETEXT_KEYS: tuple[str, ...] = (
+    "image", "label", "colour", "light", "unshaded", "shading", "edges",
+)
 """Keys of a sample (plus ``meta``); none of them is a downstream task id."""
 
 
@@ -113,7 +115,7 @@ class PretextConfig:
     grid: int = 2
     p_single: float = 0.25
     radius_range: tuple[float, float] = (0.3, 0.9)
-    distractor_probs: tuple[float, float, float] = (0.5, 0.3, 0.2)
+    distractor_probs: tuple[float, float, float] = (0.6, 0.3, 0.1)
     elevation_range: tuple[float, float] = (0.25, 1.2)
     noise_range: tuple[float, float] = (0.0, 0.04)
 
@@ -126,6 +128,9 @@ class PretextSample:
     label: np.ndarray  # int64 (g, g), shape * 4 + relief
     colour: np.ndarray  # int64 (g, g)
     light: np.ndarray  # float32 (g, g, 3), unit, x right / y down / z to the camera
+    unshaded: np.ndarray  # float32 3xHxW in [0, 1]: albedo x colour cast, no shading
+    shading: np.ndarray  # float32 HxW: ambient + diffuse x Lambert x (1 - shadow)
+    edges: np.ndarray  # uint8 HxW in {0, 1}: the visible glyph outlines
 
 
 # ----------------------------------------------------------------------------
@@ -300,9 +305,11 @@ def _texture(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, n: int) -> 
 
 
 def _glyph(rng: np.random.Generator, xs: np.ndarray, ys: np.ndarray, n: int,
-           radius: float, centre: tuple[float, float]) -> tuple[np.ndarray, ...]:
+           radius: float, centre: tuple[float, float], avoid: np.ndarray
+           ) -> tuple[np.ndarray, ...]:
     """Render one glyph: (alpha, normals 3xnxn (y up), albedo 3xnxn, relief height
-    in pixels, label, colour label)."""
+    in pixels, label, colour label, outline band nxn). The colour is redrawn (up to
+    8 times) while it is within 0.3 (RGB distance) of the background colour ``avoid``."""
     s, r = int(rng.integers(len(SHAPES))), int(rng.integers(len(RELIEFS)))
     theta = rng.uniform(0, 2 * math.pi)
     aniso = math.exp(rng.uniform(-0.15, 0.15))
@@ -322,11 +329,16 @@ def _glyph(rng: np.random.Generator, xs: np.ndarray, ys: np.ndarray, n: int,
     norm = np.sqrt(nx * nx + ny * ny + 1.0)
     normals = np.stack([nx / norm, ny / norm, 1.0 / norm])
     colour, colour_label = _glyph_colour(rng)
+    for _ in range(8):
+        if float(np.linalg.norm(colour - avoid)) >= 0.3:
+            break
+        colour, colour_label = _glyph_colour(rng)
     pattern = _texture(rng, x, y, n)
-    tex = 1.0 - rng.uniform(0.15, 0.55) * pattern
+    tex = 1.0 - rng.uniform(0.0, 0.35) * pattern
     albedo = colour[:, None, None] * tex[None]
     height_px = amp * radius * n / 2
-    return alpha, normals, albedo, height_px, s * len(RELIEFS) + r, colour_label
+    outline = (np.abs(d) < pix).astype(np.float32)  # a band about 2 pixels wide
+    return alpha, normals, albedo, height_px, s * len(RELIEFS) + r, colour_label, outline
 
 
 def _shift(a: np.ndarray, dr: int, dc: int) -> np.ndarray:
@@ -339,10 +351,22 @@ def _shift(a: np.ndarray, dr: int, dc: int) -> np.ndarray:
     return out
 
 
-def render_tile(rng: np.random.Generator, n: int, config: PretextConfig | None = None
-                ) -> tuple[np.ndarray, int, int, np.ndarray]:
-    """Render one ``n x n`` tile: (image 3xnxn in [0, 1], label, colour label,
-    light (3,) in x right / y down / z to the camera)."""
+class Tile(NamedTuple):
+    """One rendered tile (see :class:`PretextSample` for the conventions)."""
+
+    image: np.ndarray
+    label: int
+    colour: int
+    light: np.ndarray
+    unshaded: np.ndarray
+    shading: np.ndarray
+    edges: np.ndarray
+
+
+def render_tile(rng: np.random.Generator, n: int, config: PretextConfig | None = None) -> Tile:
+    """Render one ``n x n`` tile: image 3xnxn in [0, 1], label, colour label,
+    light (3,) in x right / y down / z to the camera, the unshaded image, the
+    shading and the outline map."""
     cfg = config or PretextConfig()
     coords = (np.arange(n, dtype=np.float32) + 0.5) / (n / 2) - 1.0
     xs = coords[None, :]
@@ -351,6 +375,7 @@ def render_tile(rng: np.random.Generator, n: int, config: PretextConfig | None =
     # background: a tilted plane with bumps and a two-colour texture
     c1 = _hsv(rng.random(), rng.uniform(0.0, 1.0), rng.uniform(0.2, 0.95))
     c2 = _hsv(rng.random(), rng.uniform(0.0, 1.0), rng.uniform(0.2, 0.95))
+    c2 = c1 + (c2 - c1) * np.float32(rng.uniform(0.1, 0.4))  # a low-contrast texture
     p = _texture(rng, xs, ys, n)
     albedo = c1[:, None, None] + (c2 - c1)[:, None, None] * p[None]
     tilt, az = rng.uniform(0.0, 0.6), rng.uniform(0, 2 * math.pi)
@@ -364,15 +389,19 @@ def render_tile(rng: np.random.Generator, n: int, config: PretextConfig | None =
 
     # distractors below the glyph, then the glyph
     n_dis = int(rng.choice(3, p=cfg.distractor_probs))
+    edges = np.zeros((n, n), np.float32)
     for _ in range(n_dis):
-        a, nd, al, _, _, _ = _glyph(rng, xs, ys, n, rng.uniform(0.1, 0.2),
-                                    (rng.uniform(-0.9, 0.9), rng.uniform(-0.9, 0.9)))
+        a, nd, al, _, _, _, ed = _glyph(rng, xs, ys, n, rng.uniform(0.1, 0.2),
+                                        (rng.uniform(-0.9, 0.9), rng.uniform(-0.9, 0.9)), c1)
         albedo = albedo + (al - albedo) * a[None]
         normals = normals + (nd - normals) * a[None]
+        edges = np.maximum(edges * (1.0 - a), ed)
     radius = float(np.exp(rng.uniform(*np.log(cfg.radius_range))))
     lim = max(0.0, 1.0 - radius * 0.8)
     centre = (rng.uniform(-lim, lim), rng.uniform(-lim, lim))
-    alpha, n_obj, al_obj, height_px, label, colour = _glyph(rng, xs, ys, n, radius, centre)
+    alpha, n_obj, al_obj, height_px, label, colour, ed = _glyph(rng, xs, ys, n, radius, centre,
+                                                                c1)
+    edges = np.maximum(edges * (alpha < 0.5), ed)
     albedo = albedo + (al_obj - albedo) * alpha[None]
     normals = normals + (n_obj - normals) * alpha[None]
     normals /= np.sqrt((normals * normals).sum(0, keepdims=True)) + 1e-6
@@ -394,12 +423,16 @@ def render_tile(rng: np.random.Generator, n: int, config: PretextConfig | None =
     spec = spec_k * np.maximum(np.tensordot(half, normals, axes=1), 0.0) ** rng.uniform(8, 48)
     ambient, diffuse = rng.uniform(0.15, 0.45), rng.uniform(0.6, 1.0)
     cast = (1.0 + rng.uniform(-0.1, 0.1, size=3)).astype(np.float32) * rng.uniform(0.8, 1.2)
-    img = (albedo * (ambient + diffuse * lambert)[None] + spec[None]) * cast[:, None, None]
+    unshaded = albedo * cast[:, None, None]  # the intrinsic-image targets: reflectance ...
+    shading = ambient + diffuse * lambert  # ... and shading (grey, before the colour cast)
+    img = (albedo * shading[None] + spec[None]) * cast[:, None, None]
     img += rng.standard_normal((3, n, n), dtype=np.float32) * np.float32(
         rng.uniform(*cfg.noise_range))
     np.clip(img, 0.0, 1.0, out=img)
     light[1] = -light[1]  # y up -> y down (vmtlib's normals frame)
-    return img.astype(np.float32), label, colour, light
+    return Tile(img.astype(np.float32), label, colour, light,
+                np.clip(unshaded, 0.0, 1.0).astype(np.float32), shading.astype(np.float32),
+                edges.astype(np.uint8))
 
 
 def render_pretext(seed: int, index: int, size: int = 128,
@@ -415,24 +448,34 @@ def render_pretext(seed: int, index: int, size: int = 128,
     colour = np.zeros((g, g), np.int64)
     light = np.zeros((g, g, 3), np.float32)
     if rng.random() < cfg.p_single:
-        img, lab, col, li = render_tile(rng, size, cfg)
-        label[:], colour[:], light[:] = lab, col, li
-        return PretextSample(img, label, colour, light)
+        tile = render_tile(rng, size, cfg)
+        label[:], colour[:], light[:] = tile.label, tile.colour, tile.light
+        return PretextSample(tile.image, label, colour, light, tile.unshaded, tile.shading,
+                             tile.edges)
     t = size // g
     img = np.empty((3, size, size), np.float32)
+    unshaded = np.empty((3, size, size), np.float32)
+    shading = np.empty((size, size), np.float32)
+    edges = np.empty((size, size), np.uint8)
     for i in range(g):
         for j in range(g):
-            tile, label[i, j], colour[i, j], light[i, j] = render_tile(rng, t, cfg)
-            img[:, i * t:(i + 1) * t, j * t:(j + 1) * t] = tile
-    return PretextSample(img, label, colour, light)
+            tile = render_tile(rng, t, cfg)
+            label[i, j], colour[i, j], light[i, j] = tile.label, tile.colour, tile.light
+            rows, cols = slice(i * t, (i + 1) * t), slice(j * t, (j + 1) * t)
+            img[:, rows, cols] = tile.image
+            unshaded[:, rows, cols] = tile.unshaded
+            shading[rows, cols] = tile.shading
+            edges[rows, cols] = tile.edges
+    return PretextSample(img, label, colour, light, unshaded, shading, edges)
 
 
 class ReliefGlyphs(Dataset):
     """A torch Dataset of ``n`` pretext mosaics (see the module docstring).
 
     ``ds[i]`` is a dict with ``image`` (float32 3xHxW in [0, 1]), ``label`` and
-    ``colour`` (int64 ``(grid, grid)``), ``light`` (float32 ``(grid, grid, 3)``)
-    and ``meta``.
+    ``colour`` (int64 ``(grid, grid)``), ``light`` (float32 ``(grid, grid, 3)``),
+    ``unshaded`` (float32 3xHxW), ``shading`` (float32 HxW), ``edges`` (int64 HxW in
+    {0, 1}) and ``meta``.
     """
 
     def __init__(self, n: int, size: int = 128, seed: int = 0,
@@ -456,6 +499,9 @@ class ReliefGlyphs(Dataset):
             "label": torch.from_numpy(s.label),
             "colour": torch.from_numpy(s.colour),
             "light": torch.from_numpy(s.light),
+            "unshaded": torch.from_numpy(s.unshaded),
+            "shading": torch.from_numpy(s.shading),
+            "edges": torch.from_numpy(s.edges.astype(np.int64)),
             "meta": {"id": f"pretext-{self.seed}-{index}", "seed": self.seed, "index": index},
         }
 
@@ -471,6 +517,9 @@ def make_batch(seed: int, indices: Sequence[int], size: int = 128,
         "label": torch.from_numpy(np.stack([s.label for s in samples])),
         "colour": torch.from_numpy(np.stack([s.colour for s in samples])),
         "light": torch.from_numpy(np.stack([s.light for s in samples])),
+        "unshaded": torch.from_numpy(np.stack([s.unshaded for s in samples])),
+        "shading": torch.from_numpy(np.stack([s.shading for s in samples])),
+        "edges": torch.from_numpy(np.stack([s.edges for s in samples]).astype(np.int64)),
     }
 
 
@@ -479,18 +528,26 @@ def make_batch(seed: int, indices: Sequence[int], size: int = 128,
 
 
 class PretextHead(nn.Module):
-    """Per-tile linear head on all four stages (see the module docstring).
+    """Per-tile linear head plus a light dense head on all four stages.
 
     ``forward(feats)`` takes the backbone's NCHW stage features and returns
-    ``{"label": (B, 64, g, g), "colour": (B, 9, g, g), "light": (B, 3, g, g)}``
-    (``light`` unit-normalised).
+    ``{"shape": (B, 16, g, g), "relief": (B, 4, g, g), "colour": (B, 9, g, g),
+    "light": (B, 3, g, g)}`` (``light`` unit-normalised) and, at the stride-4 resolution of stage 1,
+    ``"unshaded": (B, 3, H/4, W/4)``, ``"shading": (B, 1, H/4, W/4)`` and
+    ``"edges": (B, 1, H/4, W/4)`` (logits).
+    The dense head is deliberately small (a linear embedding of each stage to
+    ``dense_dim`` channels, summed, GELU, a linear prediction) so that the
+    work has to be done by the backbone.
     """
 
-    def __init__(self, dims: Sequence[int], grid: int = 2) -> None:
+    def __init__(self, dims: Sequence[int], grid: int = 2, dense_dim: int = 32) -> None:
         super().__init__()
         self.grid = grid
         self.norms = nn.ModuleList(nn.LayerNorm(c) for c in dims)
-        self.linear = nn.Linear(sum(dims), NUM_CLASSES + len(COLOURS) + 3)
+        self.linear = nn.Linear(sum(dims), len(SHAPES) + len(RELIEFS) + len(COLOURS) + 3)
+        self.dense_norms = nn.ModuleList(nn.LayerNorm(c) for c in dims)
+        self.dense_embeds = nn.ModuleList(nn.Linear(c, dense_dim) for c in dims)
+        self.dense_out = nn.Linear(dense_dim, 5)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         pooled = [
@@ -498,16 +555,32 @@ class PretextHead(nn.Module):
             for f, norm in zip(feats, self.norms)
         ]
         out = self.linear(torch.cat(pooled, dim=-1)).permute(0, 3, 1, 2)
-        k = NUM_CLASSES + len(COLOURS)
+        a, b = len(SHAPES), len(SHAPES) + len(RELIEFS)
+        c = b + len(COLOURS)
+        size = feats[0].shape[-2:]
+        dense = None
+        for f, norm, embed in zip(feats, self.dense_norms, self.dense_embeds):
+            e = embed(norm(f.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+            if e.shape[-2:] != size:
+                e = F.interpolate(e, size=size, mode="bilinear", align_corners=False)
+            dense = e if dense is None else dense + e
+        d = self.dense_out(F.gelu(dense).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return {
-            "label": out[:, :NUM_CLASSES],
-            "colour": out[:, NUM_CLASSES:k],
-            "light": F.normalize(out[:, k:], dim=1),
+            "shape": out[:, :a],
+            "relief": out[:, a:b],
+            "colour": out[:, b:c],
+            "light": F.normalize(out[:, c:], dim=1),
+            "unshaded": d[:, :3],
+            "shading": d[:, 3:4],
+            "edges": d[:, 4:],
         }
 
 
-LOSS_WEIGHTS: dict[str, float] = {"label": 1.0, "colour": 0.5, "light": 1.0}
-"""Weights of the three terms of :func:`pretext_loss`."""
+LOSS_WEIGHTS: dict[str, float] = {
+    "shape": 1.0, "relief": 1.0, "colour": 0.5, "light": 1.0, "unshaded": 5.0, "shading": 5.0,
+    "edges": 1.0,
+}
+"""Weights of the five terms of :func:`pretext_loss`."""
 
 
 def pretext_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
@@ -516,26 +589,58 @@ def pretext_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
                  ) -> tuple[torch.Tensor, dict[str, float]]:
     """The pretext objective and its metrics.
 
-    ``loss = w_label * CE_ls(label) + w_colour * CE_ls(colour) + w_light * (1 - cos)``.
-    Returns ``(loss, {"loss", "label_loss", "colour_loss", "light_loss", "acc",
-    "colour_acc", "light_deg"})`` (accuracies in percent, mean light error in degrees).
+    ``loss = w_shape CE_ls(shape) + w_relief CE_ls(relief) + w_colour CE_ls(colour)
+    + w_light (1 - cos(light)) + w_unshaded L1(unshaded) + w_shading L1(shading)
+    + w_edges BCE_balanced(edges)``
+    with ``shape = label // 4`` and ``relief = label % 4``; the dense outputs are
+    upsampled bilinearly to the label resolution, the edge BCE weights the (rare)
+    outline pixels by the fraction of the others. Returns ``(loss, {"loss",
+    "shape_loss", "relief_loss", "colour_loss", "light_loss", "unshaded_loss",
+    "shading_loss", "edges_loss", "acc", "shape_acc", "relief_acc", "colour_acc", "light_deg",
+    "edges_f1"})`` (``acc``: shape and relief both right; accuracies and F1 in
+    percent, mean light error in degrees).
     """
     w = weights or LOSS_WEIGHTS
-    ce_label = F.cross_entropy(out["label"], batch["label"], label_smoothing=label_smoothing)
+    shape, relief = batch["label"] // len(RELIEFS), batch["label"] % len(RELIEFS)
+    ce_shape = F.cross_entropy(out["shape"], shape, label_smoothing=label_smoothing)
+    ce_relief = F.cross_entropy(out["relief"], relief, label_smoothing=label_smoothing)
     ce_colour = F.cross_entropy(out["colour"], batch["colour"], label_smoothing=label_smoothing)
     cos = (out["light"] * batch["light"].permute(0, 3, 1, 2)).sum(1)
     light = (1.0 - cos).mean()
-    loss = w["label"] * ce_label + w["colour"] * ce_colour + w["light"] * light
+    size = batch["edges"].shape[-2:]
+    unshaded = F.interpolate(out["unshaded"], size=size, mode="bilinear", align_corners=False)
+    l1 = (unshaded - batch["unshaded"]).abs().mean()
+    shading = F.interpolate(out["shading"], size=size, mode="bilinear", align_corners=False)
+    l1_shading = (shading[:, 0] - batch["shading"]).abs().mean()
+    edge_logit = F.interpolate(out["edges"], size=size, mode="bilinear", align_corners=False)[:, 0]
+    target = batch["edges"].to(edge_logit.dtype)
+    pos = target.mean().clamp(1e-3, 1 - 1e-3)
+    bce = F.binary_cross_entropy_with_logits(edge_logit, target, reduction="none")
+    bce = ((1 - pos) * target * bce + pos * (1 - target) * bce).mean() * 2
+    loss = (w["shape"] * ce_shape + w["relief"] * ce_relief + w["colour"] * ce_colour
+            + w["light"] * light + w["unshaded"] * l1 + w["shading"] * l1_shading
+            + w["edges"] * bce)
     with torch.no_grad():
-        hit_label = (out["label"].argmax(1) == batch["label"]).float().mean()
+        hit_shape = out["shape"].argmax(1) == shape
+        hit_relief = out["relief"].argmax(1) == relief
         hit_colour = (out["colour"].argmax(1) == batch["colour"]).float().mean()
+        pred_edge = edge_logit > 0
+        tp = (pred_edge & (target > 0)).sum()
+        f1 = 2 * tp / (pred_edge.sum() + (target > 0).sum()).clamp_min(1)
         metrics = {
             "loss": float(loss),
-            "label_loss": float(ce_label),
+            "shape_loss": float(ce_shape),
+            "relief_loss": float(ce_relief),
             "colour_loss": float(ce_colour),
             "light_loss": float(light),
-            "acc": 100.0 * float(hit_label),
+            "unshaded_loss": float(l1),
+            "shading_loss": float(l1_shading),
+            "edges_loss": float(bce),
+            "acc": 100.0 * float((hit_shape & hit_relief).float().mean()),
+            "shape_acc": 100.0 * float(hit_shape.float().mean()),
+            "relief_acc": 100.0 * float(hit_relief.float().mean()),
             "colour_acc": 100.0 * float(hit_colour),
             "light_deg": float(torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0))).mean()),
+            "edges_f1": 100.0 * float(f1),
         }
     return loss, metrics
