@@ -10,9 +10,10 @@ parameters on swin_nano, our count on Swin-T and the paper's Table 3 numbers
 ``vmtlib.analysis.load_ablation``.
 
 Delta_m reference (``--reference``): ``compare`` takes single_task_full's
-metrics from the lead's ``benchmarks/results/compare.json``; ``train`` trains
-single_task_full here with the same budget; ``auto`` (default) uses
-compare.json when it holds single_task_full, else trains.
+metrics from ``benchmarks/results/compare.json`` (refused unless that file was
+trained with the same steps, batch, image size, validation size and seed);
+``train`` trains single_task_full here with the same budget; ``auto`` (default)
+uses compare.json when it holds single_task_full with the same budget, else trains.
 
 Nothing is lost on interruption: the JSON is rewritten atomically after each
 setting, settings already in it with the same budget are skipped, and a
@@ -54,7 +55,7 @@ from vmtlib.backbone import NANO_WEIGHTS  # noqa: E402
 from vmtlib.metrics import delta_m  # noqa: E402
 from vmtlib.params import parameter_row  # noqa: E402
 from vmtlib.plots import plot_ablation, save_figure  # noqa: E402
-from vmtlib.train import TrainConfig, Trainer  # noqa: E402
+from vmtlib.train import COURSE_LR, TrainConfig, Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -64,12 +65,24 @@ def budget_of(args: argparse.Namespace, pretrained: bool) -> dict[str, Any]:
     """What must match for two results to be comparable."""
     return {"backbone": "swin_nano", "pretrained": pretrained, "data": "synthetic",
             "steps": args.steps, "batch_size": args.batch_size, "img_size": args.img_size,
-            "val_size": args.val_size, "seed": args.seed}
+            "lr": args.lr, "val_size": args.val_size, "seed": args.seed}
 
 
 def budget_tag(budget: dict[str, Any]) -> str:
-    return (f"s{budget['steps']}_b{budget['batch_size']}_i{budget['img_size']}"
+    return (f"s{budget['steps']}_b{budget['batch_size']}_i{budget['img_size']}_lr{budget['lr']:g}"
             f"_v{budget['val_size']}_p{int(budget['pretrained'])}_seed{budget['seed']}")
+
+
+def compare_budget_mismatch(budget: dict[str, Any]) -> str:
+    """How compare.json's budget differs from ``budget`` ("" when it matches or is absent):
+    a Delta_m reference trained for another number of steps would not be comparable."""
+    path = RESULTS / "compare.json"
+    if not path.is_file():
+        return ""
+    setting = json.loads(path.read_text()).get("setting", {})
+    keys = ("steps", "batch_size", "img_size", "lr", "val_size", "seed")
+    return ", ".join(f"{k} {setting.get(k)} != {budget[k]}" for k in keys
+                     if setting.get(k) != budget[k])
 
 
 def train(method: str, kwargs: dict[str, Any], budget: dict[str, Any], run_dir: Path,
@@ -78,7 +91,8 @@ def train(method: str, kwargs: dict[str, Any], budget: dict[str, Any], run_dir: 
     cfg = TrainConfig(
         method=method, method_kwargs=kwargs, backbone=budget["backbone"],
         pretrained=budget["pretrained"], img_size=budget["img_size"],
-        batch_size=budget["batch_size"], steps=budget["steps"], val_size=budget["val_size"],
+        batch_size=budget["batch_size"], steps=budget["steps"], lr=budget["lr"],
+        val_size=budget["val_size"],
         seed=budget["seed"], out=str(run_dir), progress=progress,
     )
     start = time.perf_counter()
@@ -117,7 +131,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=12)
     parser.add_argument("--img-size", type=int, default=128)
-    parser.add_argument("--val-size", type=int, default=96)
+    parser.add_argument("--lr", type=float, default=COURSE_LR)
+    parser.add_argument("--val-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pretrained", default="auto", help="auto | true | false")
     parser.add_argument("--reference", default="auto", choices=("auto", "compare", "train"))
@@ -142,7 +157,13 @@ def main() -> None:
 
     # -- the Delta_m reference
     ref = data.get("reference")
-    compare = reference_from_compare() if args.reference in ("auto", "compare") else None
+    compare = None
+    if args.reference in ("auto", "compare"):
+        mismatch = compare_budget_mismatch(budget)
+        if mismatch and args.reference == "compare":
+            raise SystemExit(f"benchmarks/results/compare.json was trained with another budget "
+                             f"({mismatch}); run the sweep with that budget or --reference train")
+        compare = None if mismatch else reference_from_compare()
     if args.reference == "compare" and compare is None:
         raise SystemExit("no single_task_full in benchmarks/results/compare.json")
     if compare is not None:
@@ -194,8 +215,8 @@ def main() -> None:
     write_json_atomic(out, final)
     md = markdown(final)
     out.with_suffix(".md").write_text(md)
-    if final["settings"]:
-        save_figure(plot_ablation(final["settings"]), "ablation")
+    if final["settings"] and out.resolve() == (RESULTS / "ablation.json").resolve():
+        save_figure(plot_ablation(final["settings"]), "ablation")  # only for the committed file
     print(md)
 
 

@@ -5,12 +5,14 @@ decoders_only, adapter_shared, vmt_adapter and vmt_adapter_lite on the
 pretrained swin_nano, plus decoders_only on a randomly initialised swin_nano
 (the control that shows whether the pretraining transfers). Delta_m is taken
 against single_task_full of the same budget. No method is tuned more than
-another: one recipe (the papers', at the CPU setting) for all.
+another: one recipe for all, the papers' (Adam, weight decay 1e-4, linear
+decay, batch 12) with the course's learning rate ``vmtlib.train.COURSE_LR``.
 
 Run: ``python benchmarks/compare_methods.py [--steps 300] [--batch-size 12]``.
 Each run writes ``runs/compare/<name>/`` (``config.json``, ``metrics.jsonl``,
-``checkpoint.pt``, ``final.json``); a run whose ``final.json`` exists is not
-trained again (``--force`` retrains), so an interrupted comparison resumes.
+``checkpoint.pt``, ``final.json``); a finished run whose ``config.json``
+matches is not trained again (``--force`` retrains), so an interrupted
+comparison resumes.
 Writes ``benchmarks/results/compare.json``, ``benchmarks/results/compare.md``
 and ``figures/compare_methods.png``.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +29,7 @@ import torch
 
 from vmtlib.metrics import delta_m
 from vmtlib.tasks import ALL_TASKS, TASKS
-from vmtlib.train import TrainConfig, Trainer
+from vmtlib.train import COURSE_LR, TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -66,12 +69,23 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def same_config(out: Path, cfg: TrainConfig) -> bool:
+    """Whether the finished run in ``out`` was trained with ``cfg`` (progress aside)."""
+    path = out / "config.json"
+    if not path.is_file():
+        return False
+    done = json.loads(path.read_text())
+    want = cfg.to_json()
+    return all(done.get(k) == v for k, v in want.items() if k != "progress")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=12)
     parser.add_argument("--img-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", type=float, default=COURSE_LR,
+                        help="the same for every method (vmtlib.train.COURSE_LR)")
     parser.add_argument("--val-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "compare")
@@ -84,11 +98,11 @@ def main() -> None:
     for name, method, pretrained in RUNS:
         out = run_dir(args.out, name)
         final = out / "final.json"
-        if args.force or not final.exists():
-            cfg = TrainConfig(method=method, backbone="swin_nano", pretrained=pretrained,
-                              steps=args.steps, batch_size=args.batch_size,
-                              img_size=args.img_size, lr=args.lr, val_size=args.val_size,
-                              seed=args.seed, out=str(out))
+        cfg = TrainConfig(method=method, backbone="swin_nano", pretrained=pretrained,
+                          steps=args.steps, batch_size=args.batch_size,
+                          img_size=args.img_size, lr=args.lr, val_size=args.val_size,
+                          seed=args.seed, out=str(out))
+        if args.force or not final.exists() or not same_config(out, cfg):
             print(f"== {name}", flush=True)
             Trainer(cfg).fit()
         result = json.loads(final.read_text())
@@ -103,7 +117,7 @@ def main() -> None:
                "batch_size": args.batch_size, "img_size": args.img_size, "lr": args.lr,
                "optimizer": "Adam, weight decay 1e-4, linear decay to zero",
                "val_size": args.val_size, "seed": args.seed, "threads": args.threads,
-               "command": "python benchmarks/compare_methods.py",
+               "command": " ".join(["python", "benchmarks/compare_methods.py", *sys.argv[1:]]),
                "wall_seconds_this_invocation": round(time.perf_counter() - start, 1)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "compare.json").write_text(

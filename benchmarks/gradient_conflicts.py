@@ -42,7 +42,7 @@ from vmtlib.analysis import (  # noqa: E402
 )
 from vmtlib.backbone import NANO_WEIGHTS  # noqa: E402
 from vmtlib.plots import plot_gradient_conflicts, save_figure  # noqa: E402
-from vmtlib.train import TrainConfig, Trainer  # noqa: E402
+from vmtlib.train import COURSE_LR, TrainConfig, Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -62,7 +62,8 @@ def run_method(method: str, args: argparse.Namespace, pretrained: bool) -> dict:
     shutil.rmtree(out, ignore_errors=True)  # a fresh run: records are not resumable
     cfg = TrainConfig(
         method=method, backbone="swin_nano", pretrained=pretrained, img_size=args.img_size,
-        batch_size=args.batch_size, steps=args.steps, val_size=args.val_size, seed=args.seed,
+        batch_size=args.batch_size, steps=args.steps, lr=args.lr, val_size=args.val_size,
+        seed=args.seed,
         out=str(out), progress=not args.no_progress,
     )
     recorder = GradientConflictRecorder(every=args.every, subsets={"projections": PROJECTIONS})
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=12)
     parser.add_argument("--img-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=COURSE_LR)
     parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--val-size", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)

@@ -33,6 +33,9 @@ def main() -> int:
     args = parser.parse_args()
     paths = args.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     os.environ["VMTLIB_QUICK"] = "1" if args.quick else "0"
+    # The kernel inherits this environment: inline figures (the Makefile's Agg would
+    # leave the committed notebooks without their figures).
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     out_dir = Path(tempfile.mkdtemp()) if args.quick else None
     mode = "quick" if args.quick else "full"
 

@@ -100,3 +100,31 @@ def test_course_figures_draw() -> None:
     assert all(isinstance(f, Figure) for f in figures)
     for f in figures:
         plt.close(f)
+
+
+def test_plot_cosine_matrices_and_ablation_curve() -> None:
+    import math
+
+    import torch
+
+    from vmtlib.analysis import cosine_matrix
+    from vmtlib.plots import plot_ablation_curve, plot_cosine_matrices
+
+    g = torch.randn(4, 50)
+    grads = {t: g[i] for i, t in enumerate(("semseg", "human_parts", "sal", "normals"))}
+    grads["normals"] = torch.zeros(50)  # an undefined angle (NaN) is drawn as "-"
+    cos, tasks = cosine_matrix(grads)
+    assert math.isnan(float(cos[3, 0]))
+    fig = plot_cosine_matrices({"a": (cos, tasks), "b": (cos.numpy(), tasks)})
+    assert isinstance(fig, Figure) and len(fig.axes) == 3  # two maps and a colour bar
+    plt.close(fig)
+    points = [{"source": s, "method": m, "label": f"x={i}", "params_m": 0.1 * (i + 1),
+               "delta_m": float(i)}
+              for s in ("paper", "ours") for m in ("vmt_adapter", "vmt_adapter_lite")
+              for i in range(3)]
+    fig = plot_ablation_curve(points)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    plt.close(fig)
+    fig = plot_ablation_curve([p for p in points if p["source"] == "paper"])
+    assert len(fig.axes) == 1
+    plt.close(fig)

@@ -36,6 +36,10 @@ def test_run_directory_contents(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "config.json").read_text())["method"] == "adapter_shared"
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [1, 2]
+    losses = [json.loads(x) for x in (tmp_path / "losses.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in losses] == [2]  # every LOG_EVERY steps and the last
+    assert set(losses[0]["losses"]) == set(result["metrics"])
+    assert losses[0]["loss"] > 0 and losses[0]["lr"] == 0.0  # linear decay ends at zero
     final = json.loads((tmp_path / "final.json").read_text())
     assert final["steps"] == 2 and final["metrics"] == result["metrics"]
     assert final["parameters"]["encoder"] > 0

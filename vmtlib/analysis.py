@@ -782,6 +782,22 @@ PAPER_TABLE3: dict[tuple[str, int], dict[str, float]] = {
     ("vmt_adapter_lite", 12): {"encoder_m": 0.15, "all_m": 2.70, "delta_m": 0.06},
 }
 
+# VMT-Adapter Table 3, per-task columns (PASCAL-Context, Swin-T): semseg, human parts and
+# saliency mIoU (%), normals mean angle error (degrees); the parameters and Delta_m are
+# PAPER_TABLE3 above.
+PAPER_TABLE3_TASKS: dict[tuple[str, int], dict[str, float]] = {
+    ("vmt_adapter", 1): {"semseg": 71.26, "human_parts": 61.01, "sal": 63.76, "normals": 16.12},
+    ("vmt_adapter", 2): {"semseg": 70.96, "human_parts": 60.82, "sal": 64.01, "normals": 16.39},
+    ("vmt_adapter", 4): {"semseg": 71.60, "human_parts": 60.67, "sal": 64.02, "normals": 16.41},
+    ("vmt_adapter", 8): {"semseg": 71.34, "human_parts": 59.95, "sal": 63.48, "normals": 16.82},
+    ("vmt_adapter_lite", 3): {"semseg": 70.03, "human_parts": 59.51, "sal": 62.45,
+                              "normals": 17.09},
+    ("vmt_adapter_lite", 6): {"semseg": 69.85, "human_parts": 59.38, "sal": 61.95,
+                              "normals": 17.53},
+    ("vmt_adapter_lite", 12): {"semseg": 69.33, "human_parts": 59.15, "sal": 61.88,
+                               "normals": 17.55},
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class AblationSetting:

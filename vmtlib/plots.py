@@ -489,3 +489,76 @@ def predictions_as_labels(outputs: dict[str, Any]) -> dict[str, Any]:
         else:
             out[task] = torch.nn.functional.normalize(y, dim=0)
     return out
+
+
+# ------------------------------------------------------- gradient conflicts and ablation (08, 09)
+
+
+def plot_cosine_matrices(
+    matrices: dict[str, tuple[Any, Sequence[str]]], title: str = ""
+) -> Figure:
+    """Eq. 8 for every pair of tasks, one heat map per method.
+
+    ``matrices``: ``{label: (C, tasks)}`` with ``C`` the ``(T, T)`` output of
+    :func:`vmtlib.analysis.cosine_matrix` (a tensor or an array) and its task order.
+    Red: the tasks' gradients on theta_sh agree (cos > 0); blue: they conflict.
+    """
+    fig, axes = plt.subplots(1, len(matrices), figsize=(3.3 * len(matrices) + 1.8, 3.6),
+                             squeeze=False, layout="constrained")
+    image = None
+    for k, (ax, (label, (cos, tasks))) in enumerate(zip(axes[0], matrices.items())):
+        c = cos.detach().cpu().numpy() if hasattr(cos, "detach") else np.asarray(cos, float)
+        image = ax.imshow(c, cmap="RdBu_r", vmin=-1, vmax=1)
+        for i in range(c.shape[0]):
+            for j in range(c.shape[1]):
+                ax.text(j, i, "-" if c[i, j] != c[i, j] else f"{c[i, j]:+.2f}", ha="center",
+                        va="center", fontsize=8, color="white" if abs(c[i, j]) > 0.6 else "black")
+        ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(tasks)), tasks if k == 0 else [], fontsize=8)
+        ax.set_title(label, fontsize=10)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label=r"$\cos\phi_{ij}$ (Eq. 8)")
+    fig.suptitle(title or r"Task-gradient cosines on $\theta_{sh}$", fontsize=11)
+    return fig
+
+
+def plot_ablation_curve(points: Sequence[dict[str, Any]], title: str = "") -> Figure:
+    """VMT-Adapter Table 3 as curves: Delta_m against trainable encoder parameters.
+
+    ``points``: ``{"source", "method", "label", "params_m", "delta_m"}`` (e.g.
+    :func:`vmtlib.widgets.table3_points`); one panel per source (the paper's
+    PASCAL-Context numbers and ours are not on one scale), one line per method
+    through its settings, each point labelled (``rho=4``, ``m=3``).
+    """
+    sources = list(dict.fromkeys(p["source"] for p in points))
+    fig, axes = plt.subplots(1, max(1, len(sources)), figsize=(5.2 * max(1, len(sources)), 3.8),
+                             squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    methods = list(dict.fromkeys(p["method"] for p in points))
+    for ax, source in zip(axes[0], sources):
+        for i, method in enumerate(methods):
+            pts = sorted((p for p in points if p["source"] == source and p["method"] == method),
+                         key=lambda p: p["params_m"])
+            if not pts:
+                continue
+            ax.plot([p["params_m"] for p in pts], [p["delta_m"] for p in pts], marker="o",
+                    ms=5, color=colors[i % len(colors)], label=method)
+            for p in pts:
+                ax.annotate(p["label"], (p["params_m"], p["delta_m"]), fontsize=7,
+                            xytext=(4, 4), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.margins(x=0.15, y=0.12)
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10) if lo <= t <= hi]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xlabel("trainable encoder parameters (millions, log scale)")
+        ax.set_ylabel(r"$\Delta_m$ (%)")
+        ax.set_title(source, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.suptitle(title or r"Ablation (Table 3): $\Delta_m$ against trainable parameters",
+                 fontsize=11)
+    fig.tight_layout()
+    return fig

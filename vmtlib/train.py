@@ -10,6 +10,8 @@ A run directory holds
 
 - ``config.json``: the :class:`TrainConfig` of the run;
 - ``metrics.jsonl``: one line per evaluation, ``{"step", "metrics", "delta_m"}``;
+- ``losses.jsonl``: the training loss every ``LOG_EVERY`` steps, ``{"step",
+  "lr", "loss", "losses": {task: unweighted loss}, "images_per_second"}``;
 - ``checkpoint.pt``: the trainable parameters (and the decoders' buffers),
   optimizer, scheduler, step and RNG states, written atomically;
 - ``final.json``: per-task metrics, delta_m where a reference exists,
@@ -52,6 +54,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CHECKPOINT = "checkpoint.pt"
 LOG_EVERY = 10  # steps between progress-bar updates (the only host-device sync of the loop)
+COURSE_LR = 1e-3
+"""The learning rate of the CPU course's measured runs (``benchmarks/``), for every
+method alike: ten times the papers' 1e-4, because a course run has 300 steps where
+the papers' 60 PASCAL-Context epochs have about 25,000; at 1e-4 no method leaves
+chance level on human parts and normals in 300 steps (``benchmarks/results/compare.json``
+of stop 9). ``TrainConfig.lr`` keeps the papers' value."""
 
 # Called after the forward pass and before the backward pass of every step:
 # ``hook(trainer, step, batch, outputs, losses)`` with the unweighted per-task
@@ -372,8 +380,9 @@ class Trainer:
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
-            if self.step == 0:  # a fresh run: no evaluations of an earlier run in its log
+            if self.step == 0:  # a fresh run: no lines of an earlier run in its logs
                 (self.out / "metrics.jsonl").unlink(missing_ok=True)
+                (self.out / "losses.jsonl").unlink(missing_ok=True)
         sampler = StepBatchSampler(len(self.train_set), cfg.batch_size, self.step,
                                    self.total_steps, cfg.seed, self.rank, self.world)
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not cfg.progress
@@ -399,6 +408,7 @@ class Trainer:
             if self.step % LOG_EVERY == 0 or self.step == self.total_steps:
                 rate = images_seen / (time.perf_counter() - start)
                 bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{rate:.1f}")
+                self._log_losses(loss, parts, rate)
             bar.update(1)
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < self.total_steps:
                 self._log_eval()
@@ -432,6 +442,16 @@ class Trainer:
             for meter in meters.values():
                 meter.all_reduce_(device=self.device)
         return {t: m.compute() for t, m in meters.items()}
+
+    def _log_losses(self, loss: torch.Tensor, parts: dict[str, torch.Tensor],
+                    images_per_second: float) -> None:
+        if self.rank != 0:
+            return
+        line = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], "loss": loss.item(),
+                "losses": {t: v.item() for t, v in parts.items()},
+                "images_per_second": images_per_second}
+        with open(self.out / "losses.jsonl", "a") as f:
+            f.write(json.dumps(line) + "\n")
 
     def _log_eval(self) -> dict[str, dict[str, float]]:
         metrics = self.evaluate()
