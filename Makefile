@@ -18,7 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 ## make test: lint, unit tests, and every notebook in its quick setting (nbval, lax)
 test: $(STAMP)
-	$(VENV)/bin/ruff check vmtlib tests benchmarks scripts
+	$(VENV)/bin/ruff check vmtlib tests benchmarks scripts notebooks
 	VMTLIB_QUICK=1 $(PY) -m pytest
 
 ## make notebooks: execute every notebook in its full setting, outputs written back
@@ -26,7 +26,7 @@ notebooks: $(STAMP)
 	$(PY) scripts/run_notebooks.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check vmtlib tests benchmarks scripts
+	$(VENV)/bin/ruff check vmtlib tests benchmarks scripts notebooks
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,6 +1,6 @@
 """The trade-off figure (VMT-Adapter Fig. 1): Delta_m against trainable parameters.
 
-Reads every trained result in ``benchmarks/results/``: the lead's
+Reads every trained result in ``benchmarks/results/``: the
 ``compare.json`` (per-method final results with ``"method"``, ``"delta_m"``,
 ``"parameters"`` ``{"encoder", "total"}``) and the ablation settings of
 ``ablation.json`` (with its single_task_full reference when the sweep trained

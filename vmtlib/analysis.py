@@ -883,7 +883,7 @@ def headline_scores(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 def reference_from_compare(path: str | Path = COMPARE_JSON,
                            method: str = "single_task_full") -> dict[str, float] | None:
-    """Headline scores of ``method`` (single-task full fine-tuning) in the lead's
+    """Headline scores of ``method`` (single-task full fine-tuning) in
     ``compare.json``, the Delta_m reference of the sweep; ``None`` if absent."""
     path = Path(path)
     if not path.is_file():
@@ -914,7 +914,7 @@ def tradeoff_points(
     Args:
         results: result dicts with ``"method"``, ``"delta_m"`` and
             ``"parameters"`` ``{"encoder", "total"}`` (``Trainer`` final.json,
-            the lead's compare.json, :func:`load_ablation` rows); optional
+            compare.json, :func:`load_ablation` rows); optional
             ``"kwargs"`` / ``"method_kwargs"``, ``"label"``, ``"source"``.
         param_key: ``"encoder"`` (the papers' "Encoder" column) or ``"total"``.
 

@@ -236,8 +236,9 @@ def train_setting(kind: str, value: int, steps: int = QUICK_BUDGET["steps"],
                   progress: bool = False) -> dict[str, Any]:
     """Train ``(kind, value)`` now with :class:`vmtlib.train.Trainer` on SyntheticScenes
     (the papers' recipe with the course's learning rate ``vmtlib.train.COURSE_LR``
-    unless ``lr`` is given, as ``benchmarks/ablation_sweep.py``; a small budget) and return ``{"key", "kind", "value",
-    "budget", "scores" {task: headline}, "metrics", "parameters", "seconds"}``.
+    unless ``lr`` is given, as ``benchmarks/ablation_sweep.py``; a small budget) and
+    return ``{"key", "kind", "value", "budget", "scores" {task: headline}, "metrics",
+    "parameters", "seconds"}``.
 
     ``out``: the run directory (default a fresh temporary one). A few dozen steps
     rank nothing; compare settings trained with the same budget only.
