@@ -128,3 +128,17 @@ def test_plot_cosine_matrices_and_ablation_curve() -> None:
     fig = plot_ablation_curve([p for p in points if p["source"] == "paper"])
     assert len(fig.axes) == 1
     plt.close(fig)
+
+
+def test_tradeoff_labels_of_a_cluster_do_not_overlap() -> None:
+    pts = [{"label": f"vmt_adapter(rho={r})", "params_m": 0.2 + 0.002 * r,
+            "delta_m": -8.0 - 0.01 * r, "one_pass": True} for r in range(5)]
+    pts += [{"label": "decoders_only", "params_m": 0.0, "delta_m": -19.0, "one_pass": True},
+            {"label": "single_task_full", "params_m": 20.0, "delta_m": 0.0, "one_pass": False}]
+    fig = plot_tradeoff(pts)
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) == 7
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)

@@ -174,6 +174,38 @@ def plot_cost_vs_tasks(
     return fig
 
 
+def annotate_without_overlap(ax: Any, xy: Sequence[tuple[float, float]],
+                             labels: Sequence[str], fontsize: float = 7) -> list[Any]:
+    """Label each point at the first of a few offsets (right, below, left, further
+    out) whose text box overlaps no marker and no label placed before, so that
+    points in a cluster (the trade-off figure's adapters) stay readable. Set the
+    axes' scales before calling."""
+    offsets = [(dx, dy, ha) for dy in (3, -9, 13, -19, 23, -29, 33, -39)
+               for dx, ha in ((5, "left"), (-5, "right"))]
+    from matplotlib.transforms import Bbox
+
+    ax.autoscale_view()
+    renderer = ax.figure.canvas.get_renderer()
+    markers = ax.transData.transform(np.asarray(xy, dtype=float).reshape(-1, 2))
+    placed = [Bbox.from_bounds(px - 4, py - 4, 8, 8) for px, py in markers]  # the markers
+    texts = []
+    for (x, y), label in sorted(zip(xy, labels), key=lambda t: (-t[0][1], t[0][0])):
+        for dx, dy, ha in offsets:
+            text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points",
+                               fontsize=fontsize, ha=ha)
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in placed):
+                break
+            text.remove()
+        else:  # every offset collides: keep the first one
+            text = ax.annotate(label, (x, y), xytext=offsets[0][:2], textcoords="offset points",
+                               fontsize=fontsize)
+            box = text.get_window_extent(renderer)
+        placed.append(box)
+        texts.append(text)
+    return texts
+
+
 def plot_tradeoff(points: Sequence[dict[str, Any]], title: str = "",
                   xlabel: str = "trainable encoder parameters (millions, log scale)") -> Figure:
     """VMT-Adapter Fig. 1: Delta_m against trainable parameters (log x).
@@ -189,11 +221,10 @@ def plot_tradeoff(points: Sequence[dict[str, Any]], title: str = "",
         if pts:
             ax.scatter([max(p["params_m"], floor) for p in pts], [p["delta_m"] for p in pts],
                        c=color, marker=marker, label=label, zorder=3)
-    for p in points:
-        ax.annotate(p["label"], (max(p["params_m"], floor), p["delta_m"]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xscale("log")
+    annotate_without_overlap(ax, [(max(p["params_m"], floor), p["delta_m"]) for p in points],
+                             [p["label"] for p in points])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(r"$\Delta_m$ (%)")
     ax.grid(alpha=0.3, which="both")
