@@ -16,6 +16,7 @@ Results go to ``--out`` (JSON) and a table on stdout::
 
     .venv/bin/python scripts/probe_transfer.py                # random vs pretrained
     .venv/bin/python scripts/probe_transfer.py --backbones random runs/x.safetensors
+    .venv/bin/python scripts/probe_transfer.py --backbones hybrid:0,1 hybrid:2,3 reset:2,3
 """
 
 from __future__ import annotations
@@ -73,14 +74,37 @@ def decode(model: MultiTaskModel, feats: list[torch.Tensor], size: tuple[int, in
 
 def probe(spec: str, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
           args: argparse.Namespace) -> dict[str, Any]:
-    """Train the decoders on frozen backbone ``spec`` and evaluate them."""
+    """Train the decoders on frozen backbone ``spec`` and evaluate them.
+
+    Two diagnostic specs ask which stages carry the transfer, with S, S' in 0-3:
+    ``hybrid:S,S'`` is the shipped weights with the *features* of stages S, S' taken
+    from the ``random`` backbone (a second network fed the same images);
+    ``reset:S,S'`` is the shipped weights with the *weights* of stages S, S' (their
+    patch merging included) put back to the ``random`` backbone's, in one network.
+    """
+    kind, _, stages = spec.partition(":")
+    swapped = [int(x) for x in stages.split(",")] if kind in ("hybrid", "reset") else []
     pretrained: bool | str = {"random": False, "pretrained": True}.get(spec, spec)
+    if swapped:
+        pretrained = True
+        torch.manual_seed(args.seed)  # the random backbone of the ``random`` spec, exactly
+        donor = build_model("decoders_only", backbone="swin_nano", tasks=ALL_TASKS,
+                            pretrained=False, img_size=args.size)
     torch.manual_seed(args.seed)
     model = build_model("decoders_only", backbone="swin_nano", tasks=ALL_TASKS,
                         pretrained=pretrained, img_size=args.size)
+    if kind == "reset":
+        prefixes = tuple(f"layers.{s}." for s in swapped)
+        state = {k: v for k, v in donor.encoder.backbone.state_dict().items()
+                 if k.split("model.", 1)[-1].startswith(prefixes)}
+        assert state and not model.encoder.backbone.load_state_dict(state, strict=False)[1]
+        swapped = []  # the features are the model's own
     t0 = time.time()
     f_train = encode(model, train["image"])
     f_val = encode(model, val["image"])
+    for s in swapped:
+        f_train[s] = encode(donor, train["image"])[s]
+        f_val[s] = encode(donor, val["image"])[s]
     t_enc = time.time() - t0
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=args.lr)
@@ -121,7 +145,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--backbones", nargs="+", default=["random", "pretrained"],
-                   help="'random', 'pretrained' (the shipped weights) or weight files")
+                   help="'random', 'pretrained' (the shipped weights), weight files, or "
+                        "'hybrid:2,3' / 'reset:2,3' (see probe())")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
