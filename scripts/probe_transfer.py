@@ -96,15 +96,16 @@ def probe(spec: str, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor
     if kind == "reset":
         prefixes = tuple(f"layers.{s}." for s in swapped)
         state = {k: v for k, v in donor.encoder.backbone.state_dict().items()
-                 if k.split("model.", 1)[-1].startswith(prefixes)}
+                 if k.startswith(prefixes)}
         assert state and not model.encoder.backbone.load_state_dict(state, strict=False)[1]
         swapped = []  # the features are the model's own
     t0 = time.time()
     f_train = encode(model, train["image"])
     f_val = encode(model, val["image"])
-    for s in swapped:
-        f_train[s] = encode(donor, train["image"])[s]
-        f_val[s] = encode(donor, val["image"])[s]
+    if swapped:
+        d_train, d_val = encode(donor, train["image"]), encode(donor, val["image"])
+        for s in swapped:
+            f_train[s], f_val[s] = d_train[s], d_val[s]
     t_enc = time.time() - t0
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=args.lr)

@@ -408,8 +408,9 @@ class Trainer:
             images_seen += batch["image"].shape[0] * self.world
             if self.step % LOG_EVERY == 0 or self.step == self.total_steps:
                 rate = images_seen / (time.perf_counter() - start)
-                bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{rate:.1f}")
-                self._log_losses(loss, parts, rate)
+                value = loss.item()
+                bar.set_postfix(loss=f"{value:.3f}", img_s=f"{rate:.1f}")
+                self._log_losses(value, parts, rate)
             bar.update(1)
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < self.total_steps:
                 self._log_eval()
@@ -444,11 +445,11 @@ class Trainer:
                 meter.all_reduce_(device=self.device)
         return {t: m.compute() for t, m in meters.items()}
 
-    def _log_losses(self, loss: torch.Tensor, parts: dict[str, torch.Tensor],
+    def _log_losses(self, loss: float, parts: dict[str, torch.Tensor],
                     images_per_second: float) -> None:
         if self.rank != 0:
             return
-        line = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], "loss": loss.item(),
+        line = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], "loss": loss,
                 "losses": {t: v.item() for t, v in parts.items()},
                 "images_per_second": images_per_second}
         with open(self.out / "losses.jsonl", "a") as f:
