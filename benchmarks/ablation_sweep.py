@@ -51,7 +51,7 @@ from vmtlib.analysis import (  # noqa: E402
     reference_from_compare,
     write_json_atomic,
 )
-from vmtlib.backbone import NANO_WEIGHTS  # noqa: E402
+from vmtlib.backbone import NANO_WEIGHTS, weights_fingerprint  # noqa: E402
 from vmtlib.metrics import delta_m  # noqa: E402
 from vmtlib.params import parameter_row  # noqa: E402
 from vmtlib.plots import plot_ablation, save_figure  # noqa: E402
@@ -63,14 +63,16 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def budget_of(args: argparse.Namespace, pretrained: bool) -> dict[str, Any]:
     """What must match for two results to be comparable."""
-    return {"backbone": "swin_nano", "pretrained": pretrained, "data": "synthetic",
+    return {"backbone": "swin_nano", "pretrained": pretrained,
+            "weights": weights_fingerprint("swin_nano", pretrained), "data": "synthetic",
             "steps": args.steps, "batch_size": args.batch_size, "img_size": args.img_size,
             "lr": args.lr, "val_size": args.val_size, "seed": args.seed}
 
 
 def budget_tag(budget: dict[str, Any]) -> str:
     return (f"s{budget['steps']}_b{budget['batch_size']}_i{budget['img_size']}_lr{budget['lr']:g}"
-            f"_v{budget['val_size']}_p{int(budget['pretrained'])}_seed{budget['seed']}")
+            f"_v{budget['val_size']}_p{int(budget['pretrained'])}_seed{budget['seed']}"
+            + (f"_w{budget['weights'][7:15]}" if budget["weights"] else ""))
 
 
 def compare_budget_mismatch(budget: dict[str, Any]) -> str:
@@ -80,7 +82,7 @@ def compare_budget_mismatch(budget: dict[str, Any]) -> str:
     if not path.is_file():
         return ""
     setting = json.loads(path.read_text()).get("setting", {})
-    keys = ("steps", "batch_size", "img_size", "lr", "val_size", "seed")
+    keys = ("weights", "steps", "batch_size", "img_size", "lr", "val_size", "seed")
     return ", ".join(f"{k} {setting.get(k)} != {budget[k]}" for k in keys
                      if setting.get(k) != budget[k])
 

@@ -4,17 +4,20 @@ Trains, for the same budget and recipe, single_task_full, multi_task_full,
 decoders_only, adapter_shared, vmt_adapter and vmt_adapter_lite on the
 pretrained swin_nano, plus decoders_only on a randomly initialised swin_nano
 (the control that shows whether the pretraining transfers). Delta_m is taken
-against single_task_full of the same budget. No method is tuned more than
+against single_task_full of the same budget. The *transfer check* trains that
+control pair again for ``--transfer-steps`` (1500): in 300 steps no run, full
+fine-tuning included, learns human parts, so only a longer budget can show
+whether the frozen backbone helps there. No method is tuned more than
 another: one recipe for all, the papers' (Adam, weight decay 1e-4, linear
 decay, batch 12) with the course's learning rate ``vmtlib.train.COURSE_LR``.
 
 Run: ``python benchmarks/compare_methods.py [--steps 300] [--batch-size 12]``.
 Each run writes ``runs/compare/<name>/`` (``config.json``, ``metrics.jsonl``,
 ``checkpoint.pt``, ``final.json``); a finished run whose ``config.json``
-matches is not trained again (``--force`` retrains), so an interrupted
-comparison resumes.
-Writes ``benchmarks/results/compare.json``, ``benchmarks/results/compare.md``
-and ``figures/compare_methods.png``.
+and backbone weights (``final.json``'s ``weights``) match is not trained
+again (``--force`` retrains), so an interrupted comparison resumes.
+Writes ``benchmarks/results/compare.json`` (the check under ``transfer_check``),
+``benchmarks/results/compare.md`` and ``figures/compare_methods.png``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from vmtlib.backbone import weights_fingerprint
 from vmtlib.metrics import delta_m
 from vmtlib.tasks import ALL_TASKS, TASKS
 from vmtlib.train import COURSE_LR, TrainConfig, Trainer
@@ -44,6 +48,10 @@ RUNS = [
     ("vmt_adapter_lite", "vmt_adapter_lite", True),
     ("decoders_only (random init)", "decoders_only", False),
 ]
+
+# The transfer check: the control pair again, for long enough that every task is learnt
+# (in --steps = 300 no run leaves the all-background prediction on human parts).
+TRANSFER_RUNS = [r for r in RUNS if r[1] == "decoders_only"]
 
 HEADLINE = {"semseg": "mIoU", "human_parts": "mIoU", "sal": "mIoU", "normals": "mean"}
 
@@ -70,13 +78,16 @@ def markdown(rows: list[dict]) -> str:
 
 
 def same_config(out: Path, cfg: TrainConfig) -> bool:
-    """Whether the finished run in ``out`` was trained with ``cfg`` (progress aside)."""
-    path = out / "config.json"
-    if not path.is_file():
+    """Whether the finished run in ``out`` was trained with ``cfg`` (progress aside)
+    on the weights ``cfg`` loads now."""
+    path, final = out / "config.json", out / "final.json"
+    if not (path.is_file() and final.is_file()):
         return False
     done = json.loads(path.read_text())
     want = cfg.to_json()
-    return all(done.get(k) == v for k, v in want.items() if k != "progress")
+    weights = json.loads(final.read_text()).get("weights", "unrecorded")
+    return (all(done.get(k) == v for k, v in want.items() if k != "progress")
+            and weights == weights_fingerprint(cfg.backbone, cfg.pretrained))
 
 
 def main() -> None:
@@ -90,39 +101,57 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "compare")
     parser.add_argument("--force", action="store_true", help="retrain runs that have final.json")
+    parser.add_argument("--transfer-steps", type=int, default=1500,
+                        help="steps of the transfer check (decoders_only, shipped vs random "
+                             "backbone; 0 skips it)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    rows, start = [], time.perf_counter()
-    for name, method, pretrained in RUNS:
-        out = run_dir(args.out, name)
-        final = out / "final.json"
-        cfg = TrainConfig(method=method, backbone="swin_nano", pretrained=pretrained,
-                          steps=args.steps, batch_size=args.batch_size,
-                          img_size=args.img_size, lr=args.lr, val_size=args.val_size,
-                          seed=args.seed, out=str(out))
-        if args.force or not final.exists() or not same_config(out, cfg):
-            print(f"== {name}", flush=True)
-            Trainer(cfg).fit()
-        result = json.loads(final.read_text())
-        result["name"] = result["label"] = name
-        rows.append(result)
+    def train(runs: list[tuple[str, str, bool]], steps: int, out_root: Path) -> list[dict]:
+        rows = []
+        for name, method, pretrained in runs:
+            out = run_dir(out_root, name)
+            cfg = TrainConfig(method=method, backbone="swin_nano", pretrained=pretrained,
+                              steps=steps, batch_size=args.batch_size,
+                              img_size=args.img_size, lr=args.lr, val_size=args.val_size,
+                              seed=args.seed, out=str(out))
+            if args.force or not same_config(out, cfg):
+                print(f"== {name} ({steps} steps)", flush=True)
+                Trainer(cfg).fit()
+            result = json.loads((out / "final.json").read_text())
+            result["name"] = result["label"] = name
+            rows.append(result)
+        return rows
+
+    start = time.perf_counter()
+    rows = train(RUNS, args.steps, args.out)
+    transfer = []
+    if args.transfer_steps:
+        transfer_dir = args.out / f"transfer_{args.transfer_steps}"
+        transfer = train(TRANSFER_RUNS, args.transfer_steps, transfer_dir)
 
     reference = {t: rows[0]["metrics"][t][TASKS[t].metric] for t in ALL_TASKS}
     for r in rows:
         r["delta_m"] = delta_m({t: r["metrics"][t][TASKS[t].metric] for t in ALL_TASKS},
                                reference)
-    setting = {"backbone": "swin_nano", "data": "SyntheticScenes", "steps": args.steps,
+    setting = {"backbone": "swin_nano", "weights": weights_fingerprint("swin_nano", True),
+               "data": "SyntheticScenes", "steps": args.steps,
                "batch_size": args.batch_size, "img_size": args.img_size, "lr": args.lr,
                "optimizer": "Adam, weight decay 1e-4, linear decay to zero",
                "val_size": args.val_size, "seed": args.seed, "threads": args.threads,
                "command": " ".join(["python", "benchmarks/compare_methods.py", *sys.argv[1:]]),
                "wall_seconds_this_invocation": round(time.perf_counter() - start, 1)}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "compare.json").write_text(
-        json.dumps({"setting": setting, "reference": reference, "runs": rows}, indent=2) + "\n")
+    report = {"setting": setting, "reference": reference, "runs": rows}
     table = markdown(rows)
+    if transfer:
+        for r in transfer:
+            r["delta_m"] = None  # no single_task_full reference at this budget
+        report["transfer_check"] = {"steps": args.transfer_steps, "runs": transfer}
+        table += (f"\n\nTransfer check: the control pair for {args.transfer_steps} steps\n\n"
+                  + markdown(transfer))
+    (RESULTS / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "compare.md").write_text(table + "\n")
     print(table)
 

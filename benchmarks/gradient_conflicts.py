@@ -40,7 +40,7 @@ from vmtlib.analysis import (  # noqa: E402
     conflict_summary,
     write_json_atomic,
 )
-from vmtlib.backbone import NANO_WEIGHTS  # noqa: E402
+from vmtlib.backbone import NANO_WEIGHTS, weights_fingerprint  # noqa: E402
 from vmtlib.plots import plot_gradient_conflicts, save_figure  # noqa: E402
 from vmtlib.train import COURSE_LR, TrainConfig, Trainer  # noqa: E402
 
@@ -121,6 +121,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     pretrained = parse_pretrained(args.pretrained)
     config = {**vars(args), "pretrained": pretrained, "backbone": "swin_nano",
+              "weights": weights_fingerprint("swin_nano", pretrained),
               "data": "synthetic", "projections_regex": PROJECTIONS,
               "command": " ".join(["python", "benchmarks/gradient_conflicts.py", *sys.argv[1:]])}
     methods = {}

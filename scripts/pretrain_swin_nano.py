@@ -14,7 +14,9 @@ by a DataLoader worker while the main process trains. Optimiser: AdamW
 warmup then cosine decay, gradient clipping at 1.
 
 Outputs: the backbone's weights in float16 safetensors (``--out``, written
-atomically at the end, the pretext head is not included), a resumable
+atomically at the end, the pretext head is not included; only the stages of
+``--pretext-stages`` carry the pretext, the others are written as they were
+initialised, see :func:`keep_pretext_stages`), a resumable
 checkpoint every ``--ckpt-every`` seconds (``--ckpt``, atomic), the JSON log
 (``--log``: loss curve, held-out evaluations, wall time, machine) and a figure
 (``--figure``: pretext samples and the training curves).
@@ -146,12 +148,37 @@ def _atomic_write_text(text: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def save_weights(backbone: SwinBackbone, path: Path, metadata: dict[str, str]) -> dict[str, Any]:
-    """Write the backbone's state dict as float16 safetensors (atomically)."""
+def keep_pretext_stages(trained: dict[str, torch.Tensor], init: dict[str, torch.Tensor],
+                        stages: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """``trained`` for the patch embedding and the stages in ``stages``, ``init`` elsewhere.
+
+    Stage ``s`` is every key under ``layers.s.`` (its blocks and the patch merging
+    at its start, timm's layout); the patch embedding belongs to stage 0. The
+    transfer probe (``vmtlib/weights/README.md``) found the pretext's stages 0-1
+    carry its transfer to the downstream tasks while its stages 2-3 cost normals.
+    """
+    def stage(key: str) -> int:
+        return int(key.split(".")[1]) if key.startswith("layers.") else 0
+
+    if trained.keys() != init.keys():
+        raise ValueError("trained and initial state dicts have different keys")
+    return {k: trained[k] if stage(k) in stages else init[k] for k in trained}
+
+
+def parse_stages(value: str) -> tuple[int, ...]:
+    stages = tuple(sorted({int(x) for x in value.split(",") if x.strip()}))
+    if not stages or not set(stages) <= {0, 1, 2, 3}:
+        raise argparse.ArgumentTypeError(f"--pretext-stages {value!r}: expected a comma-separated "
+                                         "subset of 0,1,2,3 such as '0,1'")
+    return stages
+
+
+def save_weights(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]
+                 ) -> dict[str, Any]:
+    """Write a backbone state dict as float16 safetensors (atomically)."""
     from safetensors.torch import save_file
 
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous()
-             for k, v in backbone.state_dict().items()}
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=metadata)
@@ -262,6 +289,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ckpt", type=Path, default=ROOT / "runs/pretrain_swin_nano/checkpoint.pt")
     p.add_argument("--log", type=Path, default=ROOT / "benchmarks/results/pretrain_swin_nano.json")
     p.add_argument("--figure", type=Path, default=ROOT / "figures/pretrain_swin_nano.png")
+    p.add_argument("--pretext-stages", type=parse_stages, default=(0, 1),
+                   help="stages whose pretext weights go to --out; the others (and their "
+                        "patch merging) are written at their --seed initialisation")
     p.add_argument("--resume", action="store_true", help="continue from --ckpt if it exists")
     return p.parse_args(argv)
 
@@ -273,6 +303,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     np.random.seed(args.seed)
 
     backbone = build_backbone("swin_nano", pretrained=False, img_size=args.size)
+    init_state = {k: v.clone() for k, v in backbone.state_dict().items()}
     head = PretextHead(backbone.dims)
     opt = torch.optim.AdamW(param_groups([backbone, head], args.weight_decay), lr=args.lr)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
@@ -377,8 +408,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     meta = {"objective": "relief glyphs, vmtlib.pretext", "script": "scripts/pretrain_swin_nano.py",
             "steps": str(step), "batch": str(args.batch), "size": str(args.size),
             "seed": str(args.seed), "input": "ImageNet-normalised RGB",
-            "heldout_acc": f"{final.get('acc', float('nan')):.2f}"}
-    log["weights"] = save_weights(backbone, args.out, meta)
+            "heldout_acc": f"{final.get('acc', float('nan')):.2f}",
+            "pretext_stages": ",".join(map(str, args.pretext_stages)),
+            "initial_stages": ",".join(str(s) for s in range(4) if s not in args.pretext_stages)}
+    state = keep_pretext_stages(backbone.state_dict(), init_state, args.pretext_stages)
+    log["weights"] = {**save_weights(state, args.out, meta),
+                      "pretext_stages": meta["pretext_stages"]}
     checkpoint(step)
     _atomic_write_text(json.dumps(log, indent=1) + "\n", args.log)
     make_figure(log, args.figure, args.val_seed, args.size)

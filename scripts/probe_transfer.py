@@ -35,6 +35,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vmtlib.backbone import weights_fingerprint  # noqa: E402
 from vmtlib.data.synthetic import SyntheticScenes  # noqa: E402
 from vmtlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from vmtlib.losses import task_loss  # noqa: E402
@@ -137,7 +138,8 @@ def probe(spec: str, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor
             for t in ALL_TASKS:
                 meters[t].update(out[t], val[t][i:i + 32])
     metrics = compute_all(meters)
-    return {"backbone": spec, "metrics": metrics,
+    return {"backbone": spec, "weights": weights_fingerprint("swin_nano", pretrained),
+            "metrics": metrics,
             "headline": {t: metrics[t][HEADLINE[t]] for t in ALL_TASKS},
             "curve": curve, "encode_s": t_enc, "train_s": t_train}
 

@@ -91,3 +91,18 @@ def test_nano_ships_its_own_weights() -> None:
         with pytest.raises(FileNotFoundError, match="swin_nano.safetensors"):
             build_backbone("swin_nano", pretrained=True, img_size=64)
     assert BACKBONES["swin_nano"].hub_tag is None
+
+
+def test_weights_fingerprint_names_the_weights(tmp_path) -> None:
+    from vmtlib.backbone import NANO_WEIGHTS, weights_fingerprint
+
+    assert weights_fingerprint("swin_nano", False) is None
+    shipped = weights_fingerprint("swin_nano", True)
+    assert shipped == weights_fingerprint("swin_nano", NANO_WEIGHTS)
+    assert shipped.startswith("sha256:") and len(shipped) == 7 + 16
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(NANO_WEIGHTS.read_bytes()[:-1] + b"x")
+    assert weights_fingerprint("swin_nano", str(other)) != shipped
+    assert weights_fingerprint("swin_tiny", True) == "timm:swin_tiny_patch4_window7_224.ms_in1k"
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        weights_fingerprint("swin_nano", tmp_path / "nope.pth")

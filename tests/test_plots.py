@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 
 from vmtlib.analysis import ablation_settings, conflict_summary, tradeoff_points  # noqa: E402
 from vmtlib.plots import (  # noqa: E402
@@ -138,7 +139,10 @@ def test_tradeoff_labels_of_a_cluster_do_not_overlap() -> None:
     fig = plot_tradeoff(pts)
     ax = fig.axes[0]
     renderer = fig.canvas.get_renderer()
-    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    # the text boxes themselves (an Annotation's own extent includes its leader line)
+    boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]
     assert len(boxes) == 7
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    leaders = [t for t in ax.texts if t.arrow_patch is not None]
+    assert leaders and all(abs(t.xyann[1]) > 9 for t in leaders)
     plt.close(fig)

@@ -190,6 +190,39 @@ def test_shipped_weights_load_offline_and_differ_from_random() -> None:
     assert (f_pre - f_rand).abs().mean() > 0.1 * f_rand.abs().mean()
 
 
+def test_shipped_weights_carry_the_pretext_in_stages_0_1_only() -> None:
+    """Stages 2-3 of the shipped file are the seed-0 initialisation (fp16), stages 0-1
+    and the patch embedding are pretrained; the metadata says so."""
+    from safetensors import safe_open
+
+    torch.manual_seed(0)
+    init = build_backbone("swin_nano", pretrained=False, img_size=128).state_dict()
+    with safe_open(str(NANO_WEIGHTS), "pt") as f:
+        meta = f.metadata()
+        stored = {k: f.get_tensor(k) for k in f.keys()}
+    assert meta["pretext_stages"] == "0,1" and meta["initial_stages"] == "2,3"
+    for key, value in stored.items():
+        at_init = torch.equal(value, init[key].half())
+        assert at_init == key.startswith(("layers.2.", "layers.3.")), key
+
+
+def test_keep_pretext_stages_takes_each_stage_from_one_source() -> None:
+    script = _load_script()
+    trained = {"patch_embed.proj.weight": torch.ones(1), "layers.0.blocks.0.w": torch.ones(1),
+               "layers.2.downsample.reduction.weight": torch.ones(1),
+               "layers.3.blocks.1.w": torch.ones(1)}
+    init = {k: torch.zeros(1) for k in trained}
+    kept = script.keep_pretext_stages(trained, init, (0, 1))
+    assert [float(v) for v in kept.values()] == [1.0, 1.0, 0.0, 0.0]
+    kept = script.keep_pretext_stages(trained, init, (3,))
+    assert [float(v) for v in kept.values()] == [0.0, 0.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="different keys"):
+        script.keep_pretext_stages(trained, {"x": torch.zeros(1)}, (0,))
+    assert script.parse_args(["--pretext-stages", "1,0"]).pretext_stages == (0, 1)
+    with pytest.raises(SystemExit):
+        script.parse_args(["--pretext-stages", "4"])
+
+
 def test_script_smoke_run_and_resume(tmp_path: Path) -> None:
     script = _load_script()
     before = hashlib.sha256(NANO_WEIGHTS.read_bytes()).hexdigest() if NANO_WEIGHTS.is_file() \
@@ -204,6 +237,14 @@ def test_script_smoke_run_and_resume(tmp_path: Path) -> None:
     assert (tmp_path / "log.json").is_file() and (tmp_path / "ck.pt").is_file()
     backbone = build_backbone("swin_nano", pretrained=tmp_path / "w.safetensors", img_size=128)
     assert backbone.patch_embed.proj.weight.dtype == torch.float32
+    torch.manual_seed(0)
+    init = build_backbone("swin_nano", pretrained=False, img_size=128)
+    trained = torch.load(tmp_path / "ck.pt", weights_only=False)["backbone"]
+    for name in ("layers.0.blocks.0.attn.qkv.weight", "layers.3.blocks.0.attn.qkv.weight"):
+        shipped = backbone.state_dict()[name]
+        assert torch.equal(shipped, trained[name].half().float()) == name.startswith("layers.0")
+        assert torch.equal(shipped, init.state_dict()[name].half().float()) == \
+            name.startswith("layers.3")
     log = script.main(["--steps", "3", "--resume", *common])
     assert log["resumed_at"] == [2] and log["final"]["steps"] == 3
     after = hashlib.sha256(NANO_WEIGHTS.read_bytes()).hexdigest() if NANO_WEIGHTS.is_file() \

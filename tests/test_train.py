@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from vmtlib.backbone import weights_fingerprint
 from vmtlib.train import TrainConfig, Trainer, load_checkpoint, save_checkpoint, trainable_state
 
 TINY = dict(backbone="swin_nano", pretrained=False, img_size=64, batch_size=2, train_size=32,
@@ -32,7 +33,8 @@ def test_same_seed_same_metrics(tmp_path: Path) -> None:
 
 
 def test_run_directory_contents(tmp_path: Path) -> None:
-    result = Trainer(tiny(tmp_path, steps=2, eval_every=1, method="adapter_shared")).fit()
+    result = Trainer(tiny(tmp_path, steps=2, eval_every=1, method="adapter_shared",
+                          pretrained=True)).fit()
     assert json.loads((tmp_path / "config.json").read_text())["method"] == "adapter_shared"
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [1, 2]
@@ -42,6 +44,7 @@ def test_run_directory_contents(tmp_path: Path) -> None:
     assert losses[0]["loss"] > 0 and losses[0]["lr"] == 0.0  # linear decay ends at zero
     final = json.loads((tmp_path / "final.json").read_text())
     assert final["steps"] == 2 and final["metrics"] == result["metrics"]
+    assert final["weights"] == weights_fingerprint("swin_nano", True)  # the shipped file's hash
     assert final["parameters"]["encoder"] > 0
     assert set(final["metrics"]["normals"]) >= {"mean", "median", "rmse"}
 

@@ -13,8 +13,9 @@ Weights (``pretrained``):
 
 - ``False``: random initialisation (timm's).
 - ``True``: timm's ImageNet weights through the HuggingFace hub; for
-  ``swin_nano`` the weights the repository ships (pretrained by
-  ``scripts/pretrain_swin_nano.py`` on a synthetic objective).
+  ``swin_nano`` the weights the repository ships (stages 0-1 pretrained by
+  ``scripts/pretrain_swin_nano.py`` on a synthetic objective, stages 2-3 at
+  their seed-0 initialisation; ``vmtlib/weights/README.md`` says why).
 - a path: a local file, either an official Swin ``.pth`` (key ``model``,
   downsample at the end of a stage) or a timm ``.safetensors`` / ``.pth``
   state dict. This is how offline clusters work.
@@ -22,6 +23,7 @@ Weights (``pretrained``):
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +164,25 @@ def build_backbone(
     elif pretrained:
         load_weights(backbone, Path(pretrained))
     return backbone
+
+
+def weights_fingerprint(name: str, pretrained: bool | str | Path) -> str | None:
+    """Which weights ``build_backbone(name, pretrained)`` loads, as a short id.
+
+    ``None`` for the random initialisation, ``"sha256:<16 hex>"`` of a local file
+    (the shipped ``swin_nano`` weights included) and ``"timm:<tag>"`` for hub
+    weights. Runs and benchmarks record it, so that a result is only reused with
+    the weights it was measured on.
+    """
+    cfg = get_backbone_config(name)
+    if pretrained is False:
+        return None
+    if pretrained is True and cfg.hub_tag is not None:
+        return f"timm:{cfg.timm_name}.{cfg.hub_tag}"
+    path = NANO_WEIGHTS if pretrained is True else Path(pretrained)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def _hub_state_dict(cfg: SwinConfig) -> dict[str, torch.Tensor]:

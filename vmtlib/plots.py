@@ -178,8 +178,9 @@ def annotate_without_overlap(ax: Any, xy: Sequence[tuple[float, float]],
                              labels: Sequence[str], fontsize: float = 7) -> list[Any]:
     """Label each point at the first of a few offsets (right, below, left, further
     out) whose text box overlaps no marker and no label placed before, so that
-    points in a cluster (the trade-off figure's adapters) stay readable. Set the
-    axes' scales before calling."""
+    points in a cluster (the trade-off figure's adapters) stay readable; a label
+    placed further out than the nearest ring gets a thin leader line to its point.
+    Set the axes' scales before calling."""
     offsets = [(dx, dy, ha) for dy in (3, -9, 13, -19, 23, -29, 33, -39)
                for dx, ha in ((5, "left"), (-5, "right"))]
     from matplotlib.transforms import Bbox
@@ -201,6 +202,12 @@ def annotate_without_overlap(ax: Any, xy: Sequence[tuple[float, float]],
             text = ax.annotate(label, (x, y), xytext=offsets[0][:2], textcoords="offset points",
                                fontsize=fontsize)
             box = text.get_window_extent(renderer)
+        if abs(text.xyann[1]) > 9:  # beyond the nearest ring: a leader line says whose it is
+            text.remove()
+            text = ax.annotate(label, (x, y), xytext=text.xyann, textcoords="offset points",
+                               fontsize=fontsize, ha=text.get_ha(),
+                               arrowprops={"arrowstyle": "-", "color": "0.55", "lw": 0.6,
+                                           "shrinkA": 0, "shrinkB": 3})
         placed.append(box)
         texts.append(text)
     return texts

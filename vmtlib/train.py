@@ -43,6 +43,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from vmtlib.backbone import weights_fingerprint
 from vmtlib.data import PascalContext, SyntheticScenes
 from vmtlib.data.transforms import train_transform, val_transform
 from vmtlib.losses import multitask_loss
@@ -283,6 +284,7 @@ class Trainer:
             cfg.method, backbone=cfg.backbone, tasks=cfg.tasks, pretrained=cfg.pretrained,
             decoder=cfg.decoder, img_size=cfg.img_size, **cfg.method_kwargs,
         ).to(self.device)
+        self.weights = weights_fingerprint(cfg.backbone, cfg.pretrained)  # what was loaded
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.train_set, self.val_set = build_datasets(cfg)
@@ -476,6 +478,7 @@ class Trainer:
             "method_kwargs": self.model.info["kwargs"],
             "backbone": self.cfg.backbone,
             "pretrained": self.cfg.pretrained,
+            "weights": self.weights,
             "tasks": list(self.cfg.tasks),
             "steps": self.step,
             "metrics": metrics,
