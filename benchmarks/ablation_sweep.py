@@ -11,7 +11,8 @@ parameters on swin_nano, our count on Swin-T and the paper's Table 3 numbers
 
 Delta_m reference (``--reference``): ``compare`` takes single_task_full's
 metrics from ``benchmarks/results/compare.json`` (refused unless that file was
-trained with the same steps, batch, image size, validation size and seed);
+trained with the same backbone weights, steps, batch, image size, learning rate,
+validation size and seed);
 ``train`` trains single_task_full here with the same budget; ``auto`` (default)
 uses compare.json when it holds single_task_full with the same budget, else trains.
 

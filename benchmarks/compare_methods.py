@@ -30,9 +30,9 @@ from pathlib import Path
 
 import torch
 
+from vmtlib.analysis import headline_scores
 from vmtlib.backbone import weights_fingerprint
 from vmtlib.metrics import delta_m
-from vmtlib.tasks import ALL_TASKS, TASKS
 from vmtlib.train import COURSE_LR, TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,8 +52,6 @@ RUNS = [
 # The transfer check: the control pair again, for long enough that every task is learnt
 # (in --steps = 300 no run leaves the all-background prediction on human parts).
 TRANSFER_RUNS = [r for r in RUNS if r[1] == "decoders_only"]
-
-HEADLINE = {"semseg": "mIoU", "human_parts": "mIoU", "sal": "mIoU", "normals": "mean"}
 
 
 def run_dir(out: Path, name: str) -> Path:
@@ -131,10 +129,9 @@ def main() -> None:
         transfer_dir = args.out / f"transfer_{args.transfer_steps}"
         transfer = train(TRANSFER_RUNS, args.transfer_steps, transfer_dir)
 
-    reference = {t: rows[0]["metrics"][t][TASKS[t].metric] for t in ALL_TASKS}
+    reference = headline_scores(rows[0]["metrics"])
     for r in rows:
-        r["delta_m"] = delta_m({t: r["metrics"][t][TASKS[t].metric] for t in ALL_TASKS},
-                               reference)
+        r["delta_m"] = delta_m(headline_scores(r["metrics"]), reference)
     setting = {"backbone": "swin_nano", "weights": weights_fingerprint("swin_nano", True),
                "data": "SyntheticScenes", "steps": args.steps,
                "batch_size": args.batch_size, "img_size": args.img_size, "lr": args.lr,

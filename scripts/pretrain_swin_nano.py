@@ -16,7 +16,7 @@ warmup then cosine decay, gradient clipping at 1.
 Outputs: the backbone's weights in float16 safetensors (``--out``, written
 atomically at the end, the pretext head is not included; only the stages of
 ``--pretext-stages`` carry the pretext, the others are written as they were
-initialised, see :func:`keep_pretext_stages`), a resumable
+initialised, see :func:`vmtlib.backbone.take_stages`), a resumable
 checkpoint every ``--ckpt-every`` seconds (``--ckpt``, atomic), the JSON log
 (``--log``: loss curve, held-out evaluations, wall time, machine) and a figure
 (``--figure``: pretext samples and the training curves).
@@ -47,7 +47,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vmtlib.backbone import NANO_WEIGHTS, SwinBackbone, build_backbone  # noqa: E402
+from vmtlib.backbone import NANO_WEIGHTS, SwinBackbone, build_backbone, take_stages  # noqa: E402
 from vmtlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from vmtlib.pretext import (  # noqa: E402
     COLOURS,
@@ -146,23 +146,6 @@ def _atomic_write_text(text: str, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def keep_pretext_stages(trained: dict[str, torch.Tensor], init: dict[str, torch.Tensor],
-                        stages: tuple[int, ...]) -> dict[str, torch.Tensor]:
-    """``trained`` for the patch embedding and the stages in ``stages``, ``init`` elsewhere.
-
-    Stage ``s`` is every key under ``layers.s.`` (its blocks and the patch merging
-    at its start, timm's layout); the patch embedding belongs to stage 0. The
-    transfer probe (``vmtlib/weights/README.md``) found the pretext's stages 0-1
-    carry its transfer to the downstream tasks while its stages 2-3 cost normals.
-    """
-    def stage(key: str) -> int:
-        return int(key.split(".")[1]) if key.startswith("layers.") else 0
-
-    if trained.keys() != init.keys():
-        raise ValueError("trained and initial state dicts have different keys")
-    return {k: trained[k] if stage(k) in stages else init[k] for k in trained}
 
 
 def parse_stages(value: str) -> tuple[int, ...]:
@@ -411,7 +394,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "heldout_acc": f"{final.get('acc', float('nan')):.2f}",
             "pretext_stages": ",".join(map(str, args.pretext_stages)),
             "initial_stages": ",".join(str(s) for s in range(4) if s not in args.pretext_stages)}
-    state = keep_pretext_stages(backbone.state_dict(), init_state, args.pretext_stages)
+    # the transfer probes (vmtlib/weights/README.md) found that the pretext's stages 2-3
+    # cost the normals and carry no transfer that stages 0-1 do not
+    state = take_stages(backbone.state_dict(), init_state, args.pretext_stages)
     log["weights"] = {**save_weights(state, args.out, meta),
                       "pretext_stages": meta["pretext_stages"]}
     checkpoint(step)

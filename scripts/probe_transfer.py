@@ -35,7 +35,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vmtlib.backbone import weights_fingerprint  # noqa: E402
+from vmtlib.backbone import take_stages, weights_fingerprint  # noqa: E402
 from vmtlib.data.synthetic import SyntheticScenes  # noqa: E402
 from vmtlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from vmtlib.losses import task_loss  # noqa: E402
@@ -81,7 +81,8 @@ def probe(spec: str, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor
     ``hybrid:S,S'`` is the shipped weights with the *features* of stages S, S' taken
     from the ``random`` backbone (a second network fed the same images);
     ``reset:S,S'`` is the shipped weights with the *weights* of stages S, S' (their
-    patch merging included) put back to the ``random`` backbone's, in one network.
+    patch merging, and for stage 0 the patch embedding, included) put back to the
+    ``random`` backbone's, in one network (:func:`vmtlib.backbone.take_stages`).
     """
     kind, _, stages = spec.partition(":")
     swapped = [int(x) for x in stages.split(",")] if kind in ("hybrid", "reset") else []
@@ -95,10 +96,9 @@ def probe(spec: str, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor
     model = build_model("decoders_only", backbone="swin_nano", tasks=ALL_TASKS,
                         pretrained=pretrained, img_size=args.size)
     if kind == "reset":
-        prefixes = tuple(f"layers.{s}." for s in swapped)
-        state = {k: v for k, v in donor.encoder.backbone.state_dict().items()
-                 if k.startswith(prefixes)}
-        assert state and not model.encoder.backbone.load_state_dict(state, strict=False)[1]
+        backbone = model.encoder.backbone
+        backbone.load_state_dict(take_stages(donor.encoder.backbone.state_dict(),
+                                             backbone.state_dict(), tuple(swapped)))
         swapped = []  # the features are the model's own
     t0 = time.time()
     f_train = encode(model, train["image"])

@@ -106,3 +106,18 @@ def test_weights_fingerprint_names_the_weights(tmp_path) -> None:
     assert weights_fingerprint("swin_tiny", True) == "timm:swin_tiny_patch4_window7_224.ms_in1k"
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         weights_fingerprint("swin_nano", tmp_path / "nope.pth")
+
+
+def test_take_stages_takes_each_stage_from_one_source() -> None:
+    from vmtlib.backbone import take_stages
+
+    trained = {"patch_embed.proj.weight": torch.ones(1), "layers.0.blocks.0.w": torch.ones(1),
+               "layers.2.downsample.reduction.weight": torch.ones(1),
+               "layers.3.blocks.1.w": torch.ones(1)}
+    init = {k: torch.zeros(1) for k in trained}
+    kept = take_stages(trained, init, (0, 1))
+    assert [float(v) for v in kept.values()] == [1.0, 1.0, 0.0, 0.0]
+    kept = take_stages(trained, init, (3,))
+    assert [float(v) for v in kept.values()] == [0.0, 0.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="different keys"):
+        take_stages(trained, {"x": torch.zeros(1)}, (0,))

@@ -206,18 +206,8 @@ def test_shipped_weights_carry_the_pretext_in_stages_0_1_only() -> None:
         assert at_init == key.startswith(("layers.2.", "layers.3.")), key
 
 
-def test_keep_pretext_stages_takes_each_stage_from_one_source() -> None:
+def test_pretext_stages_argument() -> None:
     script = _load_script()
-    trained = {"patch_embed.proj.weight": torch.ones(1), "layers.0.blocks.0.w": torch.ones(1),
-               "layers.2.downsample.reduction.weight": torch.ones(1),
-               "layers.3.blocks.1.w": torch.ones(1)}
-    init = {k: torch.zeros(1) for k in trained}
-    kept = script.keep_pretext_stages(trained, init, (0, 1))
-    assert [float(v) for v in kept.values()] == [1.0, 1.0, 0.0, 0.0]
-    kept = script.keep_pretext_stages(trained, init, (3,))
-    assert [float(v) for v in kept.values()] == [0.0, 0.0, 0.0, 1.0]
-    with pytest.raises(ValueError, match="different keys"):
-        script.keep_pretext_stages(trained, {"x": torch.zeros(1)}, (0,))
     assert script.parse_args(["--pretext-stages", "1,0"]).pretext_stages == (0, 1)
     with pytest.raises(SystemExit):
         script.parse_args(["--pretext-stages", "4"])

@@ -166,6 +166,24 @@ def build_backbone(
     return backbone
 
 
+def take_stages(source: dict[str, torch.Tensor], base: dict[str, torch.Tensor],
+                stages: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """The backbone state dict ``base`` with the tensors of ``stages`` taken from ``source``.
+
+    Stage ``s`` is every key under ``layers.s.`` (its blocks and the patch merging
+    at its start, timm's layout); the patch embedding belongs to stage 0. This is
+    how the shipped ``swin_nano`` keeps only stages 0-1 of its pretraining
+    (``scripts/pretrain_swin_nano.py``) and how ``scripts/probe_transfer.py``'s
+    ``reset`` specs put stages back to their initialisation.
+    """
+    def stage(key: str) -> int:
+        return int(key.split(".")[1]) if key.startswith("layers.") else 0
+
+    if source.keys() != base.keys():
+        raise ValueError("the two state dicts have different keys")
+    return {k: source[k] if stage(k) in stages else base[k] for k in base}
+
+
 def weights_fingerprint(name: str, pretrained: bool | str | Path) -> str | None:
     """Which weights ``build_backbone(name, pretrained)`` loads, as a short id.
 

@@ -189,25 +189,28 @@ def annotate_without_overlap(ax: Any, xy: Sequence[tuple[float, float]],
     renderer = ax.figure.canvas.get_renderer()
     markers = ax.transData.transform(np.asarray(xy, dtype=float).reshape(-1, 2))
     placed = [Bbox.from_bounds(px - 4, py - 4, 8, 8) for px, py in markers]  # the markers
+
+    def text_box(label: str, xy: tuple[float, float], dx: float, dy: float, ha: str) -> Bbox:
+        trial = ax.annotate(label, xy, xytext=(dx, dy), textcoords="offset points",
+                            fontsize=fontsize, ha=ha)
+        box = trial.get_window_extent(renderer)
+        trial.remove()
+        return box
+
     texts = []
     for (x, y), label in sorted(zip(xy, labels), key=lambda t: (-t[0][1], t[0][0])):
         for dx, dy, ha in offsets:
-            text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points",
-                               fontsize=fontsize, ha=ha)
-            box = text.get_window_extent(renderer)
+            box = text_box(label, (x, y), dx, dy, ha)
             if not any(box.overlaps(b) for b in placed):
                 break
-            text.remove()
         else:  # every offset collides: keep the first one
-            text = ax.annotate(label, (x, y), xytext=offsets[0][:2], textcoords="offset points",
-                               fontsize=fontsize)
-            box = text.get_window_extent(renderer)
-        if abs(text.xyann[1]) > 9:  # beyond the nearest ring: a leader line says whose it is
-            text.remove()
-            text = ax.annotate(label, (x, y), xytext=text.xyann, textcoords="offset points",
-                               fontsize=fontsize, ha=text.get_ha(),
-                               arrowprops={"arrowstyle": "-", "color": "0.55", "lw": 0.6,
-                                           "shrinkA": 0, "shrinkB": 3})
+            dx, dy, ha = offsets[0]
+            box = text_box(label, (x, y), dx, dy, ha)
+        # beyond the nearest ring, a leader line says whose label it is
+        leader = ({"arrowstyle": "-", "color": "0.55", "lw": 0.6, "shrinkA": 0, "shrinkB": 3}
+                  if abs(dy) > 9 else None)
+        text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points",
+                           fontsize=fontsize, ha=ha, arrowprops=leader)
         placed.append(box)
         texts.append(text)
     return texts

@@ -35,8 +35,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vmtlib.analysis import PAPER_TABLE3, PAPER_TABLE3_TASKS, AblationSetting, load_ablation
-from vmtlib.tasks import ALL_TASKS, TASKS
+from vmtlib.analysis import (
+    PAPER_TABLE3,
+    PAPER_TABLE3_TASKS,
+    AblationSetting,
+    headline_scores,
+    load_ablation,
+)
+from vmtlib.tasks import ALL_TASKS
 
 # kind -> (method, the values of Table 3)
 TABLE3_CHOICES: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -136,8 +142,7 @@ def ablation_row(kind: str, value: int, results: Results) -> dict[str, Any]:
     if row is None:
         return out
     metrics = row.get("metrics") or {}
-    scores = row.get("scores") or {t: v[TASKS[t].metric] for t, v in metrics.items()
-                                   if t in TASKS and isinstance(v, Mapping)}
+    scores = row.get("scores") or headline_scores(metrics)
     dm = row.get("delta_m")
     out.update(delta_m=None if dm is None else float(dm),
                scores={t: float(v) for t, v in scores.items()}, metrics=metrics or None,
@@ -259,7 +264,7 @@ def train_setting(kind: str, value: int, steps: int = QUICK_BUDGET["steps"],
             "budget": {"backbone": backbone, "pretrained": pretrained, "steps": steps,
                        "batch_size": batch_size, "img_size": img_size, "lr": lr,
                        "val_size": val_size, "seed": seed},
-            "scores": {t: float(v[TASKS[t].metric]) for t, v in result["metrics"].items()},
+            "scores": headline_scores(result["metrics"]),
             "metrics": result["metrics"], "parameters": result["parameters"],
             "seconds": seconds}
 
