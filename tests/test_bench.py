@@ -5,18 +5,25 @@ import json
 import pytest
 
 from vmtlib.__main__ import main
-from vmtlib.bench import BenchConfig, projected_minutes, random_batch, run_benchmark, task_ids
-
-
-def test_task_ids_copy_the_four_tasks_beyond_four() -> None:
-    assert task_ids(2) == ("semseg", "human_parts")
-    assert task_ids(6)[4:] == ("semseg#2", "human_parts#2")
+from vmtlib.analysis import task_set
+from vmtlib.bench import (
+    DECODERS,
+    FULL,
+    BenchConfig,
+    Goals,
+    goal_report,
+    projected_minutes,
+    random_batch,
+    run_benchmark,
+    scaling_summary,
+    task_scaling,
+)
 
 
 def test_random_batch_has_the_pascal_shapes() -> None:
     import torch
 
-    b = random_batch(task_ids(4), 2, 64, torch.device("cpu"))
+    b = random_batch(task_set(4), 2, 64, torch.device("cpu"))
     assert b["image"].shape == (2, 3, 64, 64)
     assert b["semseg"].max() <= 20 and b["sal"].max() <= 1
     torch.testing.assert_close(b["normals"].norm(dim=1), torch.ones(2, 64, 64))
@@ -43,3 +50,54 @@ def test_projection_of_a_60_epoch_run() -> None:
     # the goal: 500 images/s makes 60 epochs of 4,998 images in under 10 minutes
     assert projected_minutes(500.0) == pytest.approx(60 * 4998 / 500 / 60)
     assert projected_minutes(500.0) < 10
+
+
+def _cost() -> dict[tuple[str, int], float]:
+    # seconds per step: three more decoders cost +6 ms in every method
+    return {(DECODERS, 1): 0.010, (DECODERS, 4): 0.016, (FULL, 1): 0.030, (FULL, 4): 0.036,
+            ("vmt_adapter", 1): 0.018, ("vmt_adapter", 4): 0.0264,  # +2.4 ms beyond them
+            ("adapter", 1): 0.025, ("adapter", 4): 0.100,  # one backbone pass per task
+            ("polyhistor", 1): 0.025}  # no T = 4: not reported
+
+
+def test_task_scaling_takes_the_decoders_growth_out() -> None:
+    s = task_scaling(_cost())
+    assert set(s) == {FULL, "vmt_adapter", "adapter"}
+    assert s["vmt_adapter"] == pytest.approx({"growth": 0.0024 / 0.018,
+                                              "ratio_to_full": 0.0264 / 0.036})
+    assert s["adapter"]["growth"] == pytest.approx((0.075 - 0.006) / 0.025)
+    assert s[FULL] == pytest.approx({"growth": 0.0, "ratio_to_full": 1.0})
+    no_full = {k: v for k, v in _cost().items() if k[0] != FULL}
+    assert "ratio_to_full" not in task_scaling(no_full)["vmt_adapter"]
+    with pytest.raises(ValueError, match="decoders_only at T = 1 and T = 4"):
+        task_scaling({("vmt_adapter", 1): 1.0, ("vmt_adapter", 4): 2.0})
+
+
+def _rows(cost: dict[tuple[str, int], float], batch: int = 12) -> list[dict]:
+    return [{"method": m, "num_tasks": t, "train_step_seconds": s,
+             "train_images_per_second": batch / s} for (m, t), s in cost.items()]
+
+
+def test_goal_report_checks_each_goal_it_can_answer() -> None:
+    checks = {c["name"]: c for c in goal_report(_rows(_cost()))}
+    assert list(checks) == ["train_images_per_second", "projected_minutes", "step_ratio",
+                            "growth"]
+    assert checks["train_images_per_second"]["value"] == pytest.approx(12 / 0.0264)
+    assert not checks["train_images_per_second"]["met"]  # 455 < 500 images/s
+    assert not checks["projected_minutes"]["met"]  # 11 > 10 minutes
+    assert checks["step_ratio"]["met"] and checks["step_ratio"]["rule"] == "at most"
+    assert not checks["growth"]["met"]  # +13% > 10%
+    assert all(c["met"] for c in goal_report(_rows(_cost()), Goals(400, 12, 0.75, 0.2)))
+    # without decoders_only and multi_task_full only the throughput goals are answered
+    alone = _rows({("vmt_adapter", 4): 0.02})
+    assert [c["name"] for c in goal_report(alone)] == ["train_images_per_second",
+                                                       "projected_minutes"]
+    assert goal_report(alone)[0]["met"]
+
+
+def test_scaling_summary_lines() -> None:
+    lines = scaling_summary(_rows(_cost()))
+    assert any(line.startswith("vmt_adapter") and "+13.3% beyond the decoders" in line
+               and "0.73 of multi_task_full's" in line for line in lines)
+    assert sum("NOT met" in line for line in lines) == 3
+    assert scaling_summary(_rows({("vmt_adapter", 4): 0.02})) == []

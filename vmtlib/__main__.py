@@ -89,7 +89,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from vmtlib.bench import BenchConfig, projected_minutes, run_benchmark
+    from vmtlib.bench import BenchConfig, projected_minutes, run_benchmark, scaling_summary
 
     rows = []
     for method in args.methods.split(","):
@@ -108,9 +108,11 @@ def _bench(args: argparse.Namespace) -> int:
                   f"peak {'-' if mem is None else f'{mem:.1f} GB'}  "
                   f"60 epochs of PASCAL: {row['projected_60_epochs_minutes']:.1f} min",
                   flush=True)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+            if args.json:  # after every row: an interrupted bench keeps what it measured
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    for line in scaling_summary(rows):
+        print(line)
     return 0
 
 

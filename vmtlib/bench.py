@@ -16,16 +16,38 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from contextlib import nullcontext
 from typing import Any
 
 import torch
 
+from vmtlib.analysis import task_set
 from vmtlib.losses import multitask_loss
 from vmtlib.model import build_model, count_parameters
-from vmtlib.tasks import ALL_TASKS, get_task
+from vmtlib.tasks import get_task
 
 PASCAL_TRAIN_IMAGES = 4998
+
+#: The methods the GPU issue measures, and the two that its ratios are taken against.
+GOAL_METHODS = ("multi_task_full", "adapter", "polyhistor", "vmt_adapter", "vmt_adapter_lite")
+FULL = "multi_task_full"
+DECODERS = "decoders_only"
+
+
+@dataclasses.dataclass(frozen=True)
+class Goals:
+    """The targets of the papers' setting on one H100 (Swin-T, 512 x 512, batch 12, 4 tasks).
+
+    ``step_ratio``: vmt_adapter's training step over multi_task_full's (a frozen
+    weight needs no weight gradient); ``growth``: vmt_adapter's growth from 1 to
+    4 tasks beyond the decoders' (:func:`task_scaling`).
+    """
+
+    train_images_per_second: float = 500.0
+    projected_minutes: float = 10.0
+    step_ratio: float = 0.75
+    growth: float = 0.10
 
 
 @dataclasses.dataclass
@@ -50,13 +72,6 @@ class BenchConfig:
             img_size=self.img_size or (512 if gpu else 128),
             batch_size=self.batch_size or (12 if gpu else 2),
         )
-
-
-def task_ids(num_tasks: int) -> tuple[str, ...]:
-    """The four PASCAL tasks, then numbered copies (``semseg#2``, ...) beyond four."""
-    return tuple(
-        ALL_TASKS[i % 4] if i < 4 else f"{ALL_TASKS[i % 4]}#{i // 4 + 1}" for i in range(num_tasks)
-    )
 
 
 def random_batch(tasks: tuple[str, ...], batch: int, size: int, device: torch.device
@@ -85,7 +100,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     """Train- and inference-throughput (images/s) and peak memory for one setting."""
     cfg = cfg.resolved()
     device = torch.device(cfg.device)
-    tasks = task_ids(cfg.num_tasks)
+    tasks = task_set(cfg.num_tasks)
     torch.manual_seed(0)
     model = build_model(cfg.method, backbone=cfg.backbone, tasks=tasks, img_size=cfg.img_size)
     model = model.to(device)
@@ -143,3 +158,89 @@ def projected_minutes(train_images_per_second: float, epochs: int = 60,
                       images: int = PASCAL_TRAIN_IMAGES) -> float:
     """Wall time of ``epochs`` over ``images`` at the measured rate (data loading excluded)."""
     return epochs * images / train_images_per_second / 60
+
+
+def task_scaling(step_cost: Mapping[tuple[str, int], float], tasks: int = 4
+                 ) -> dict[str, dict[str, float]]:
+    """How each method's training step grows from 1 to ``tasks`` tasks, beyond the decoders.
+
+    ``step_cost[(method, T)]`` is any additive cost of one training step at a fixed
+    batch: seconds measured by :func:`run_benchmark`, or training-step FLOPs
+    (``vmtlib.analysis.cost_table``). With ``c`` that cost, ``D`` = decoders_only
+    (a frozen backbone: its growth is what T - 1 more decoders and losses cost)
+    and ``F`` = multi_task_full, each method that has both task counts gets
+
+        growth           = [c(m, T) - c(m, 1) - (c(D, T) - c(D, 1))] / c(m, 1)
+        ratio_to_full    = c(m, T) / c(F, T)     (when F was measured at T)
+
+    A one-pass method (one backbone pass for all tasks) has growth near 0; a
+    per-task method (adapter, polyhistor) near T - 1.
+    """
+    if (DECODERS, 1) not in step_cost or (DECODERS, tasks) not in step_cost:
+        raise ValueError(f"task_scaling needs {DECODERS} at T = 1 and T = {tasks}; "
+                         f"got {sorted(step_cost)}")
+    decoders = step_cost[(DECODERS, tasks)] - step_cost[(DECODERS, 1)]
+    out: dict[str, dict[str, float]] = {}
+    for method in dict.fromkeys(m for m, _ in step_cost):
+        if method == DECODERS or (method, 1) not in step_cost or (method, tasks) not in step_cost:
+            continue
+        one, many = step_cost[(method, 1)], step_cost[(method, tasks)]
+        row = {"growth": (many - one - decoders) / one}
+        if (FULL, tasks) in step_cost:
+            row["ratio_to_full"] = many / step_cost[(FULL, tasks)]
+        out[method] = row
+    return out
+
+
+def goal_report(rows: list[dict[str, Any]], goals: Goals = Goals(), method: str = "vmt_adapter",
+                tasks: int = 4) -> list[dict[str, Any]]:
+    """The :class:`Goals` checked against benchmark rows (:func:`run_benchmark`'s output).
+
+    One entry per goal that the rows can answer: ``name``, ``value``, ``target``,
+    ``met`` and the ``rule`` (at least / at most). Throughput and the projection
+    come from ``method`` at ``tasks`` tasks; the step ratio and the growth need
+    rows of decoders_only and multi_task_full at 1 and ``tasks`` tasks as well.
+    """
+    by_key = {(r["method"], r["num_tasks"]): r for r in rows}
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, value: float, target: float, at_least: bool) -> None:
+        met = value >= target if at_least else value <= target
+        checks.append({"name": name, "value": value, "target": target, "met": met,
+                       "rule": "at least" if at_least else "at most"})
+
+    row = by_key.get((method, tasks))
+    if row is not None:
+        rate = row["train_images_per_second"]
+        check("train_images_per_second", rate, goals.train_images_per_second, True)
+        check("projected_minutes", projected_minutes(rate), goals.projected_minutes, False)
+    try:
+        scaling = task_scaling({k: r["train_step_seconds"] for k, r in by_key.items()}, tasks)
+    except ValueError:
+        scaling = {}
+    if method in scaling:
+        if "ratio_to_full" in scaling[method]:
+            check("step_ratio", scaling[method]["ratio_to_full"], goals.step_ratio, False)
+        check("growth", scaling[method]["growth"], goals.growth, False)
+    return checks
+
+
+def scaling_summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Lines that read :func:`task_scaling` (measured step seconds) and, with 4 tasks,
+    :func:`goal_report` off benchmark rows; none when the rows lack decoders_only."""
+    most = max((r["num_tasks"] for r in rows), default=1)
+    try:
+        scaling = task_scaling({(r["method"], r["num_tasks"]): r["train_step_seconds"]
+                                for r in rows}, most)
+    except ValueError:
+        return []
+    lines = []
+    for method, s in scaling.items():
+        ratio = f", {s['ratio_to_full']:.2f} of multi_task_full's" if "ratio_to_full" in s else ""
+        lines.append(f"{method:<24} training step T=1 -> {most}: {s['growth']:+.1%} beyond "
+                     f"the decoders{ratio}")
+    if most == 4:
+        lines.append("goals (one H100, 512 px, batch 12, 4 tasks):")
+        lines += [f"  {c['name']:<24} {c['value']:8.2f}  ({c['rule']} {c['target']:g}): "
+                  f"{'met' if c['met'] else 'NOT met'}" for c in goal_report(rows)]
+    return lines

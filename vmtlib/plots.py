@@ -2,11 +2,13 @@
 
 Every figure a notebook shows is drawn by a function of this module and saved
 with :func:`save_figure` into the repository's ``figures/`` folder, so the
-notebooks regenerate every committed figure.
+notebooks regenerate every committed figure. ``VMTLIB_FIGURES=DIR`` sends them to
+``DIR`` instead (a run that must leave the committed figures alone).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,11 @@ FIGURES = Path(__file__).resolve().parents[1] / "figures"
 
 
 def save_figure(fig: Figure, name: str, dpi: int = 110) -> Path:
-    """Save ``fig`` as ``figures/<name>.png`` (modest size) and return the path."""
-    FIGURES.mkdir(exist_ok=True)
-    path = FIGURES / f"{name}.png"
+    """Save ``fig`` as ``figures/<name>.png`` (modest size; folder: ``$VMTLIB_FIGURES``
+    when set) and return the path."""
+    folder = Path(os.environ.get("VMTLIB_FIGURES") or FIGURES)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     return path
 
