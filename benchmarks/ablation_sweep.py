@@ -52,7 +52,7 @@ from vmtlib.analysis import (  # noqa: E402
     reference_from_compare,
     write_json_atomic,
 )
-from vmtlib.backbone import NANO_WEIGHTS, weights_fingerprint  # noqa: E402
+from vmtlib.backbone import course_pretrained, weights_fingerprint  # noqa: E402
 from vmtlib.metrics import delta_m  # noqa: E402
 from vmtlib.params import parameter_row  # noqa: E402
 from vmtlib.plots import plot_ablation, save_figure  # noqa: E402
@@ -137,7 +137,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=COURSE_LR)
     parser.add_argument("--val-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pretrained", default="auto", help="auto | true | false")
+    parser.add_argument("--pretrained", default="auto", type=course_pretrained,
+                        help="auto | true | false")
     parser.add_argument("--reference", default="auto", choices=("auto", "compare", "train"))
     parser.add_argument("--only", default=None,
                         help="regex on setting keys, e.g. 'rho=4|m=3' (default: all seven)")
@@ -146,9 +147,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "ablation.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pretrained = (NANO_WEIGHTS.is_file() if args.pretrained == "auto"
-                  else args.pretrained.lower() in ("1", "true", "yes"))
-    budget = budget_of(args, pretrained)
+    budget = budget_of(args, args.pretrained)
     runs = ROOT / "runs" / "ablation" / budget_tag(budget)
     out = Path(args.out)
     data: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}

@@ -40,7 +40,7 @@ from vmtlib.analysis import (  # noqa: E402
     conflict_summary,
     write_json_atomic,
 )
-from vmtlib.backbone import NANO_WEIGHTS, weights_fingerprint  # noqa: E402
+from vmtlib.backbone import course_pretrained, weights_fingerprint  # noqa: E402
 from vmtlib.plots import plot_gradient_conflicts, save_figure  # noqa: E402
 from vmtlib.train import COURSE_LR, TrainConfig, Trainer  # noqa: E402
 
@@ -48,12 +48,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 # The paper's theta_sh: the down / up projections (dense, low-rank or Kronecker factors).
 PROJECTIONS = r"\.projection\.|\.down\.|\.up\."
-
-
-def parse_pretrained(value: str) -> bool:
-    if value == "auto":
-        return NANO_WEIGHTS.is_file()
-    return value.lower() in ("1", "true", "yes")
 
 
 def run_method(method: str, args: argparse.Namespace, pretrained: bool) -> dict:
@@ -113,13 +107,14 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--val-size", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pretrained", default="auto", help="auto | true | false")
+    parser.add_argument("--pretrained", default="auto", type=course_pretrained,
+                        help="auto | true | false")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", default=str(RESULTS / "gradient_conflicts.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pretrained = parse_pretrained(args.pretrained)
+    pretrained = args.pretrained
     config = {**vars(args), "pretrained": pretrained, "backbone": "swin_nano",
               "weights": weights_fingerprint("swin_nano", pretrained),
               "data": "synthetic", "projections_regex": PROJECTIONS,

@@ -2,7 +2,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vmtlib.backbone import BACKBONES, NANO_WEIGHTS, SwinBackbone, build_backbone
+from vmtlib.backbone import BACKBONES, NANO_WEIGHTS, SwinBackbone, build_backbone, course_pretrained
 
 
 @pytest.mark.parametrize("size", [64, 224])
@@ -121,3 +121,12 @@ def test_take_stages_takes_each_stage_from_one_source() -> None:
     assert [float(v) for v in kept.values()] == [0.0, 0.0, 0.0, 1.0]
     with pytest.raises(ValueError, match="different keys"):
         take_stages(trained, {"x": torch.zeros(1)}, (0,))
+
+
+def test_course_pretrained_parses_the_benchmarks_flag(monkeypatch, tmp_path) -> None:
+    assert course_pretrained("true") is True and course_pretrained(" No ") is False
+    assert course_pretrained("auto") is NANO_WEIGHTS.is_file()
+    monkeypatch.setattr("vmtlib.backbone.NANO_WEIGHTS", tmp_path / "missing.safetensors")
+    assert course_pretrained("auto") is False
+    with pytest.raises(ValueError, match="expected auto, true or false, got 'ture'"):
+        course_pretrained("ture")

@@ -203,6 +203,22 @@ def weights_fingerprint(name: str, pretrained: bool | str | Path) -> str | None:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+def course_pretrained(value: str) -> bool:
+    """The course benchmarks' ``--pretrained auto | true | false`` (argparse ``type``).
+
+    ``auto`` is the shipped swin_nano weights when the file is there, else the
+    random initialisation.
+    """
+    v = value.strip().lower()
+    if v == "auto":
+        return NANO_WEIGHTS.is_file()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise ValueError(f"--pretrained: expected auto, true or false, got {value!r}")
+
+
 def _hub_state_dict(cfg: SwinConfig) -> dict[str, torch.Tensor]:
     """timm's ImageNet weights for ``cfg`` from the hub, or a clear offline error."""
     tag = f"{cfg.timm_name}.{cfg.hub_tag}"
