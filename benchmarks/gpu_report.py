@@ -1,6 +1,6 @@
 """The GPU path's figures in one command: ``python benchmarks/gpu_report.py``.
 
-Three parts (``--parts``), each written into ``gpu_report.json`` as soon as it is
+Four parts (``--parts``), each written into ``gpu_report.json`` as soon as it is
 done, with the device, PyTorch version, command and seconds that measured it
 (a part run again replaces only itself); ``gpu_report.md`` is redrawn from the
 JSON every time:
@@ -21,14 +21,16 @@ JSON every time:
   epochs. With a GPU that is the papers' setting (Swin-T, 512 x 512, batch 12,
   random init) and the report keeps the run's ``final.json``: metrics and the
   training images per second with data loading included. Without one the
-  notebook runs its CPU demo on the folder, which checks the path only.
+  notebook runs its CPU demo on the folder, which checks the path only;
+- ``compiled``: the bench of ``--compile-methods`` (vmt_adapter) at the largest
+  task count under ``torch.compile``, last because compiling takes longest.
 
 The executed notebook, the run, the folder and the notebook's figure go under
 ``--run-dir``; the committed ``figures/`` are left alone.
 
 Run: ``python benchmarks/gpu_report.py`` on a machine with a GPU (by default 12
 bench settings of 5 + 20 training and as many inference steps, 300 generated
-images and 5 epochs of 20 steps); ``--parts flops`` anywhere.
+images and 5 epochs of 20 steps, one compiled setting); ``--parts flops`` anywhere.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from vmtlib.tasks import ALL_TASKS, TASKS
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 NOTEBOOK = ROOT / "notebooks" / "07_pascal_context.ipynb"
-PARTS = ("flops", "bench", "notebook")
+PARTS = ("flops", "bench", "notebook", "compiled")
 
 
 def device_name(device: str | None = None) -> str:
@@ -84,15 +86,20 @@ def flops_part(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def bench_part(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]
-               ) -> dict[str, Any]:
-    part: dict[str, Any] = {"tasks": max(args.task_counts), "rows": []}
-    for method in args.methods:
-        for count in args.task_counts:
+def bench_part(args: argparse.Namespace, save: Callable[[dict[str, Any]], None],
+               compiled: bool = False) -> dict[str, Any]:
+    """Eager: every method at every task count, with the scaling and the goals.
+    Compiled: ``--compile-methods`` under ``torch.compile`` at the largest count."""
+    most = max(args.task_counts)
+    methods = args.compile_methods if compiled else args.methods
+    counts = [most] if compiled else args.task_counts
+    part: dict[str, Any] = {"tasks": most, "rows": []}
+    for method in methods:
+        for count in counts:
             cfg = BenchConfig(method=method, backbone=args.backbone, num_tasks=count,
                               img_size=args.img_size, batch_size=args.batch_size,
                               steps=args.steps, warmup=args.warmup, device=args.device,
-                              compile=args.compile)
+                              compile=compiled)
             row = run_benchmark(cfg)
             row["projected_60_epochs_minutes"] = projected_minutes(row["train_images_per_second"])
             part["rows"].append(row)
@@ -103,7 +110,7 @@ def bench_part(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]
             save(part)  # an interrupted bench keeps the rows it measured
     try:
         part["scaling"] = task_scaling({(r["method"], r["num_tasks"]): r["train_step_seconds"]
-                                        for r in part["rows"]}, part["tasks"])
+                                        for r in part["rows"]}, most)
     except ValueError:
         part["scaling"] = {}
     part["goals"] = goal_report(part["rows"])
@@ -178,26 +185,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"| {r['method']} | {r['T']} | {r['train_gflops']:.1f} |"
                   for r in flops["train_gflops"]]
         lines += ["", "If time followed FLOPs:", "", *_scaling_table(flops), ""]
-    bench = report.get("bench")
-    if bench:
-        lines += ["## Measured throughput", "", _measured(bench), "",
-                  "| method | T | px | batch | train img/s | inference img/s | peak GB (train) "
-                  "| 60 epochs (min) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for r in bench["rows"]:
-            mem = r["train_peak_memory_gb"]
-            lines.append(
-                f"| {r['method']} | {r['num_tasks']} | {r['img_size']} | {r['batch_size']} "
-                f"| {r['train_images_per_second']:.1f} | {r['inference_images_per_second']:.1f} "
-                f"| {'-' if mem is None else f'{mem:.1f}'} "
-                f"| {r['projected_60_epochs_minutes']:.1f} |")
-        if bench.get("scaling"):
-            lines += ["", "Measured step times:", "", *_scaling_table(bench)]
-        if bench.get("goals"):
-            lines += ["", "Goals (one H100, 512 px, batch 12, 4 tasks; vmt_adapter):", "",
-                      "| goal | measured | target | met |", "|---|---:|---:|---|"]
-            lines += [f"| {g['name']} | {g['value']:.2f} | {g['rule']} {g['target']:g} "
-                      f"| {'yes' if g['met'] else 'no'} |" for g in bench["goals"]]
-        lines.append("")
+    for name, title in (("bench", "Measured throughput"),
+                        ("compiled", "Measured throughput with torch.compile")):
+        if report.get(name):
+            lines += [f"## {title}", "", *_bench_section(report[name]), ""]
     nb = report.get("notebook")
     if nb:
         p = nb["parameters"]
@@ -217,6 +208,26 @@ def markdown(report: dict[str, Any]) -> str:
             lines += ["", "No GPU: the notebook ran its CPU demo on the folder (a path check)."]
         lines.append("")
     return "\n".join(lines)
+
+
+def _bench_section(part: dict[str, Any]) -> list[str]:
+    lines = [_measured(part), "",
+             "| method | T | px | batch | train img/s | inference img/s | peak GB (train) "
+             "| 60 epochs (min) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in part["rows"]:
+        mem = r["train_peak_memory_gb"]
+        lines.append(
+            f"| {r['method']} | {r['num_tasks']} | {r['img_size']} | {r['batch_size']} "
+            f"| {r['train_images_per_second']:.1f} | {r['inference_images_per_second']:.1f} "
+            f"| {'-' if mem is None else f'{mem:.1f}'} | {r['projected_60_epochs_minutes']:.1f} |")
+    if part.get("scaling"):
+        lines += ["", "Measured step times:", "", *_scaling_table(part)]
+    if part.get("goals"):
+        lines += ["", "Goals (one H100, 512 px, batch 12, 4 tasks; vmt_adapter):", "",
+                  "| goal | measured | target | met |", "|---|---:|---:|---|"]
+        lines += [f"| {g['name']} | {g['value']:.2f} | {g['rule']} {g['target']:g} "
+                  f"| {'yes' if g['met'] else 'no'} |" for g in part["goals"]]
+    return lines
 
 
 def _measured(part: dict[str, Any]) -> str:
@@ -245,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="bench and notebook (default: 12 on a GPU, 2 on a CPU)")
     parser.add_argument("--steps", type=int, default=20, help="timed bench steps")
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--compile", action="store_true", help="torch.compile in the bench")
+    parser.add_argument("--compile-methods", default="vmt_adapter",
+                        help="the compiled part's methods (at the largest task count)")
     parser.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
     parser.add_argument("--train-images", type=int, default=240)
     parser.add_argument("--val-images", type=int, default=60)
@@ -259,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(parts) - set(PARTS):
         parser.error(f"--parts: unknown {sorted(unknown)}; expected some of {PARTS}")
     args.methods = args.methods.split(",")
+    args.compile_methods = args.compile_methods.split(",")
     args.task_counts = sorted({int(c) for c in args.task_counts.split(",")})
 
     report = json.loads(args.out.read_text()) if args.out.is_file() else {}
@@ -279,8 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if name == "flops":
                 part = flops_part(args)
-            elif name == "bench":
-                part = bench_part(args, save)
+            elif name in ("bench", "compiled"):
+                part = bench_part(args, save, compiled=name == "compiled")
             else:
                 part = notebook_part(args)
         except Exception as err:  # the other parts still run and are kept

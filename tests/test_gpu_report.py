@@ -81,3 +81,30 @@ def test_unknown_part_is_refused(gpu_report, capsys) -> None:
     with pytest.raises(SystemExit):
         gpu_report.main(["--parts", "bench,speed"])
     assert "unknown ['speed']" in capsys.readouterr().err
+
+
+def test_compiled_part_measures_its_methods_at_the_largest_count(gpu_report, monkeypatch
+                                                                  ) -> None:
+    seen = []
+
+    def fake_benchmark(cfg):
+        seen.append((cfg.method, cfg.num_tasks, cfg.compile))
+        return {"method": cfg.method, "num_tasks": cfg.num_tasks, "compile": cfg.compile,
+                "img_size": cfg.img_size, "batch_size": cfg.batch_size,
+                "train_images_per_second": 600.0, "train_step_seconds": 0.02,
+                "inference_images_per_second": 1200.0, "train_peak_memory_gb": 9.0}
+
+    monkeypatch.setattr(gpu_report, "run_benchmark", fake_benchmark)
+    args = gpu_report.argparse.Namespace(
+        methods=["decoders_only", "vmt_adapter"], compile_methods=["vmt_adapter"],
+        task_counts=[1, 4], backbone="swin_tiny", img_size=512, batch_size=12, steps=20,
+        warmup=5, device="cuda")
+    part = gpu_report.bench_part(args, lambda part: None, compiled=True)
+    assert seen == [("vmt_adapter", 4, True)]
+    assert [g["name"] for g in part["goals"]] == ["train_images_per_second",
+                                                  "projected_minutes"]
+    assert all(g["met"] for g in part["goals"]) and part["scaling"] == {}
+    section = "\n".join(gpu_report._bench_section({**part, "device": "H100", "date": "d",
+                                                   "torch": "t", "command": "c",
+                                                   "seconds": 1.0}))
+    assert "| vmt_adapter | 4 | 512 | 12 | 600.0 | 1200.0 | 9.0 | 8.3 |" in section
