@@ -231,7 +231,7 @@ def _bench_section(part: dict[str, Any]) -> list[str]:
 
 
 def _measured(part: dict[str, Any]) -> str:
-    return (f"Measured on {part['device']} ({part['date']}, torch {part['torch']}) by "
+    return (f"Measured on {part['device']}, {part['date']}, torch {part['torch']}, by "
             f"`{part['command']}` in {part['seconds']:.0f} s.")
 
 
