@@ -53,10 +53,8 @@ from vmtlib.analysis import cost_table, write_json_atomic
 from vmtlib.bench import (
     DECODERS,
     GOAL_METHODS,
-    BenchConfig,
     goal_report,
-    projected_minutes,
-    run_benchmark,
+    run_benchmarks,
     scaling_summary,
     task_scaling,
 )
@@ -93,21 +91,15 @@ def bench_part(args: argparse.Namespace, save: Callable[[dict[str, Any]], None],
     most = max(args.task_counts)
     methods = args.compile_methods if compiled else args.methods
     counts = [most] if compiled else args.task_counts
-    part: dict[str, Any] = {"tasks": most, "rows": []}
-    for method in methods:
-        for count in counts:
-            cfg = BenchConfig(method=method, backbone=args.backbone, num_tasks=count,
-                              img_size=args.img_size, batch_size=args.batch_size,
-                              steps=args.steps, warmup=args.warmup, device=args.device,
-                              compile=compiled)
-            row = run_benchmark(cfg)
-            row["projected_60_epochs_minutes"] = projected_minutes(row["train_images_per_second"])
-            part["rows"].append(row)
-            mem = row["train_peak_memory_gb"]
-            print(f"  {method:<18} T={count}: train {row['train_images_per_second']:7.1f} img/s, "
-                  f"inference {row['inference_images_per_second']:7.1f} img/s"
-                  + ("" if mem is None else f", peak {mem:.1f} GB"), flush=True)
-            save(part)  # an interrupted bench keeps the rows it measured
+    part: dict[str, Any] = {"tasks": most}
+
+    def keep(rows: list[dict[str, Any]]) -> None:  # an interrupted bench keeps its rows
+        save({**part, "rows": rows})
+
+    part["rows"] = run_benchmarks(
+        methods, counts, on_row=keep, backbone=args.backbone, img_size=args.img_size,
+        batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=args.device,
+        compile=compiled)
     try:
         part["scaling"] = task_scaling({(r["method"], r["num_tasks"]): r["train_step_seconds"]
                                         for r in part["rows"]}, most)

@@ -94,7 +94,7 @@ def test_compiled_part_measures_its_methods_at_the_largest_count(gpu_report, mon
                 "train_images_per_second": 600.0, "train_step_seconds": 0.02,
                 "inference_images_per_second": 1200.0, "train_peak_memory_gb": 9.0}
 
-    monkeypatch.setattr(gpu_report, "run_benchmark", fake_benchmark)
+    monkeypatch.setattr("vmtlib.bench.run_benchmark", fake_benchmark)
     args = gpu_report.argparse.Namespace(
         methods=["decoders_only", "vmt_adapter"], compile_methods=["vmt_adapter"],
         task_counts=[1, 4], backbone="swin_tiny", img_size=512, batch_size=12, steps=20,

@@ -89,28 +89,18 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from vmtlib.bench import BenchConfig, projected_minutes, run_benchmark, scaling_summary
+    from vmtlib.bench import run_benchmarks, scaling_summary
 
-    rows = []
-    for method in args.methods.split(","):
-        for count in (int(c) for c in args.task_counts.split(",")):
-            cfg = BenchConfig(method=method, backbone=args.backbone, num_tasks=count,
-                              img_size=args.img_size, batch_size=args.batch_size,
-                              steps=args.steps, warmup=args.warmup, device=args.device,
-                              compile=args.compile)
-            row = run_benchmark(cfg)
-            row["projected_60_epochs_minutes"] = projected_minutes(row["train_images_per_second"])
-            rows.append(row)
-            mem = row["train_peak_memory_gb"]
-            print(f"{method:<24} T={count} {row['img_size']}px b{row['batch_size']} "
-                  f"train {row['train_images_per_second']:8.1f} img/s  "
-                  f"infer {row['inference_images_per_second']:8.1f} img/s  "
-                  f"peak {'-' if mem is None else f'{mem:.1f} GB'}  "
-                  f"60 epochs of PASCAL: {row['projected_60_epochs_minutes']:.1f} min",
-                  flush=True)
-            if args.json:  # after every row: an interrupted bench keeps what it measured
-                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    def save(rows: list[dict[str, Any]]) -> None:  # after every row: nothing measured is lost
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+    rows = run_benchmarks(
+        args.methods.split(","), [int(c) for c in args.task_counts.split(",")], on_row=save,
+        backbone=args.backbone, img_size=args.img_size, batch_size=args.batch_size,
+        steps=args.steps, warmup=args.warmup, device=args.device, compile=args.compile,
+    )
     for line in scaling_summary(rows):
         print(line)
     return 0

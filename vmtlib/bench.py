@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from typing import Any
 
@@ -158,6 +158,35 @@ def projected_minutes(train_images_per_second: float, epochs: int = 60,
                       images: int = PASCAL_TRAIN_IMAGES) -> float:
     """Wall time of ``epochs`` over ``images`` at the measured rate (data loading excluded)."""
     return epochs * images / train_images_per_second / 60
+
+
+def run_benchmarks(methods: Iterable[str], task_counts: Iterable[int],
+                   on_row: Callable[[list[dict[str, Any]]], None] | None = None,
+                   **config: Any) -> list[dict[str, Any]]:
+    """:func:`run_benchmark` for every method and task count, printing a line each.
+
+    ``config``: the other :class:`BenchConfig` fields. Every row also gets
+    ``projected_60_epochs_minutes``; ``on_row(rows)`` runs after each row (to save
+    what was measured before an interruption).
+    """
+    rows: list[dict[str, Any]] = []
+    counts = list(task_counts)
+    for method in methods:
+        for count in counts:
+            row = run_benchmark(BenchConfig(method=method, num_tasks=count, **config))
+            row["projected_60_epochs_minutes"] = projected_minutes(row["train_images_per_second"])
+            rows.append(row)
+            mem = row["train_peak_memory_gb"]
+            print(f"{method:<24} T={count} {row['img_size']}px b{row['batch_size']}"
+                  f"{' compiled' if row['compile'] else ''} "
+                  f"train {row['train_images_per_second']:8.1f} img/s  "
+                  f"infer {row['inference_images_per_second']:8.1f} img/s  "
+                  f"peak {'-' if mem is None else f'{mem:.1f} GB'}  "
+                  f"60 epochs of PASCAL: {row['projected_60_epochs_minutes']:.1f} min",
+                  flush=True)
+            if on_row is not None:
+                on_row(rows)
+    return rows
 
 
 def task_scaling(step_cost: Mapping[tuple[str, int], float], tasks: int = 4
