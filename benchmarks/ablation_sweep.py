@@ -22,9 +22,11 @@ setting cut short resumes from its run directory's checkpoint
 (``runs/ablation/<budget>/<setting>``).
 
 Run: ``python benchmarks/ablation_sweep.py [--steps 300 --batch-size 12
---img-size 128]``; 12-22 minutes per setting on one CPU thread of a shared
-machine (measured with the same budget by gradient_conflicts.py), the
-single_task_full reference about 3x that: 2.5-4 hours in all. The
+--img-size 128] --threads 1``; 3.5-3.8 minutes per setting on one CPU thread
+of the shared 2-core machine, 26 minutes for the seven (``wall_seconds`` in
+``ablation.json``), with the single_task_full reference read from compare.json
+(trained here instead, it adds about 9 minutes: 300 steps of batch 12 at the
+6.8 images/s that compare.json records). The
 pretrained swin_nano is used when ``vmtlib/weights/swin_nano.safetensors``
 exists (``--pretrained auto``).
 """

@@ -14,6 +14,9 @@ residual stream. Configuration that reproduces the papers' counts on Swin-T:
   baseline, as in VL-Adapter): after attention and after the MLP, both
   projections factorised as W = U V of rank r = 2, rho = 2, LayerNorm after:
   per adapter 2 r (d + d/rho) + d + d/rho + 2d = 9.5 d; 0.34M for four tasks.
+  Its Shared copy is a quarter of that, 0.084M, where VMT-Adapter's Table 2
+  prints 0.10M: no shared copy of the configuration that reproduces the
+  Multiple row gives both (README, "Methods and their trainable parameters").
 
 The LayerNorm's gain starts at zero, so every adapter starts as the identity
 and training starts from the pretrained network's function (the role the
