@@ -18,9 +18,11 @@ JSON every time:
 - ``notebook``: a generated PASCAL_MT folder of ``--train-images`` +
   ``--val-images`` scenes at ``--img-size`` (:mod:`vmtlib.data.pascal_writer`,
   the real format) and notebook 07 executed on it by papermill for ``--epochs``
-  epochs. With a GPU that is the papers' setting (Swin-T, 512 x 512, batch 12,
-  random init) and the report keeps the run's ``final.json``: metrics and the
-  training images per second with data loading included. Without one the
+  epochs. With a GPU that is the papers' sizes (Swin-T, 512 x 512, batch 12),
+  from a random initialisation unless ``--weights`` names ImageNet weights as
+  the papers use (``true``: the hub; or a local ``.pth``), and the report keeps
+  the run's ``final.json``: metrics and the training images per second with
+  data loading included. Without one the
   notebook runs its CPU demo on the folder, which checks the path only;
 - ``compiled``: the bench of ``--compile-methods`` (vmt_adapter) at the largest
   task count under ``torch.compile``, last because compiling takes longest.
@@ -139,10 +141,11 @@ def notebook_part(args: argparse.Namespace) -> dict[str, Any]:
     out = run_dir / "pascal_context"
     shutil.rmtree(out / "vmt_adapter", ignore_errors=True)  # the notebook would resume it
     final = out / "vmt_adapter" / "final.json"
-    parameters = dict(data_root=str(root), device=args.device or "auto", backbone=args.backbone,
-                      img_size=args.img_size, batch_size=args.batch_size or 12,
-                      epochs=args.epochs, num_workers=args.num_workers, out=str(out),
-                      method="vmt_adapter")
+    weights = {"false": False, "true": True}.get(args.weights.lower(), args.weights)
+    parameters = dict(data_root=str(root), weights=weights, device=args.device or "auto",
+                      backbone=args.backbone, img_size=args.img_size,
+                      batch_size=args.batch_size or 12, epochs=args.epochs,
+                      num_workers=args.num_workers, out=str(out), method="vmt_adapter")
     executed = run_dir / NOTEBOOK.name
     start = time.perf_counter()
     saved = os.environ.get("VMTLIB_FIGURES")
@@ -193,8 +196,9 @@ def markdown(report: dict[str, Any]) -> str:
         if final:
             m = final["metrics"]
             scores = ", ".join(f"{t} {m[t][TASKS[t].metric]:.1f}" for t in ALL_TASKS if t in m)
+            init = "random init" if p.get("weights") is False else f"weights {p.get('weights')}"
             lines += ["", f"The run: {final['train_images_per_second']:.1f} training images/s "
-                      f"with data loading, {final.get('steps')} steps; {scores} (random init on "
+                      f"with data loading, {final.get('steps')} steps; {scores} ({init} on "
                       "generated scenes: the numbers check the path, not the method)."]
         else:
             lines += ["", "No GPU: the notebook ran its CPU demo on the folder (a path check)."]
@@ -255,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-images", type=int, default=60)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--num-workers", type=int, default=min(12, os.cpu_count() or 1))
+    parser.add_argument("--weights", default="false",
+                        help="notebook 07's backbone weights: false | true (hub) | PATH (.pth)")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel for notebook 07")
     parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "gpu_report")
     parser.add_argument("--out", type=Path, default=RESULTS / "gpu_report.json")

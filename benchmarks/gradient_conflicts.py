@@ -13,8 +13,8 @@ The recording cost is measured in the same run: the seconds spent inside the
 recorder against the training loop's seconds (``overhead``).
 
 Run: ``python benchmarks/gradient_conflicts.py [--steps 300 --batch-size 12
---img-size 128 --every 10]`` (12-22 minutes per method on one CPU thread of a
-shared machine).
+--img-size 128 --every 10] --threads 1`` (3.2-3.4 minutes per method on one CPU
+thread of the shared 2-core machine, ``wall_seconds`` in the JSON).
 The pretrained swin_nano is used when ``vmtlib/weights/swin_nano.safetensors``
 exists (``--pretrained auto``). Writes ``benchmarks/results/gradient_conflicts.json``
 and ``figures/gradient_conflicts.png``.

@@ -11,7 +11,8 @@ them with the library's meters on a held-out split of different seed.
 
 The backbone is frozen, so its features are computed once per image and
 cached (no augmentation; inputs ImageNet-normalised like the training
-pipeline); the probe then costs about a minute per backbone on two cores.
+pipeline); the probe then costs about 2 minutes per backbone on two threads
+(about 3 on one; ``wall_time_s`` in the JSONs).
 Results go to ``--out`` (JSON) and a table on stdout::
 
     .venv/bin/python scripts/probe_transfer.py                # random vs pretrained

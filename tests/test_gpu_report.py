@@ -54,6 +54,7 @@ def test_report_writes_each_part_and_keeps_the_others(gpu_report, tmp_path, monk
     assert (run_dir / "figures" / "07_pascal_sample.png").is_file()
     assert before == (committed.stat().st_mtime_ns if committed.exists() else None)
     assert "final" not in report["notebook"]  # no GPU: the demo, not the papers' run
+    assert report["notebook"]["parameters"]["weights"] is False
 
     # a second command adds the FLOPs and leaves the measured parts as they were
     assert gpu_report.main(["--parts", "flops", *args]) == 0

@@ -34,7 +34,7 @@ reachability handles every method that keeps one module copy per task. So:
   (``KnowledgeExtraction.projection``: weights, biases, the Kronecker factors)
   **and the gate s** (one scalar per block that every task's loss reaches,
   through both the task-generic part and s F of Eq. 4). The paper names only
-  the projections; the gate is 8 of ~50k entries on swin_nano and is kept so
+  the projections; the gate is 8 of ~198k entries on swin_nano (~67k for -Lite) and is kept so
   that "shared" means the same for every method. ``exclude=("gate",)`` gives
   the paper's exact set, and the recorder can report both (``subsets``);
 - ``multi_task_full`` / ``lora_shared`` / ``bitfit_shared``: every trainable
@@ -49,10 +49,10 @@ Cost of recording: every recorded step adds T backward passes from each
 task's loss to theta_sh (``torch.autograd.grad`` with ``retain_graph=True``;
 each stops at theta_sh but crosses the frozen backbone and the task's
 decoder). Measured by ``benchmarks/gradient_conflicts.py`` (swin_nano, 128 px,
-batch 12, T = 4, one CPU thread): 2.3-2.4 s per record against 2.2 s
-(adapter_shared) to 4.2 s (vmt_adapter, a busier machine) per training step,
-i.e. about one training step per record, so recording every k steps costs
-about 1 / k: 10.8% and 5.5% of the training time at k = 10.
+batch 12, T = 4, one CPU thread; ``gradient_conflicts.json``): 0.63-0.67 s per
+record against 0.57-0.61 s per training step, i.e. about one training step per
+record, so recording every k steps costs about 1 / k: 11.1% (adapter_shared)
+and 11.0% (vmt_adapter) of the training time at k = 10.
 :class:`GradientConflictRecorder` measures its own seconds.
 
 Cost versus number of tasks (MTLoRA supplement Table 3)

@@ -85,7 +85,8 @@ class SwinBackbone(nn.Module):
     """Patch embedding and the four Swin stages of a timm model, nothing else.
 
     The classification head and the final norm are dropped, so the trainable
-    count of the encoder is that of the papers (27.52M for Swin-T). Submodule
+    count of the encoder is that of the papers (27,517,818 for Swin-T; VMT-Adapter's
+    Table 2 prints 27.51M). Submodule
     names follow timm (``patch_embed``, ``layers.{s}.downsample``,
     ``layers.{s}.blocks.{b}``), so timm state dicts load unchanged.
     """

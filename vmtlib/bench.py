@@ -227,8 +227,8 @@ def goal_report(rows: list[dict[str, Any]], goals: Goals = Goals(), method: str 
 
     One entry per goal that the rows can answer: ``name``, ``value``, ``target``,
     ``met`` and the ``rule`` (at least / at most). Throughput and the projection
-    come from ``method`` at ``tasks`` tasks; the step ratio and the growth need
-    rows of decoders_only and multi_task_full at 1 and ``tasks`` tasks as well.
+    come from ``method`` at ``tasks`` tasks; the growth needs decoders_only and
+    ``method`` at 1 and ``tasks`` tasks, the step ratio multi_task_full at ``tasks``.
     """
     by_key = {(r["method"], r["num_tasks"]): r for r in rows}
     checks: list[dict[str, Any]] = []

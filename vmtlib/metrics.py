@@ -17,7 +17,8 @@ The protocol of the MTI-Net / MTLoRA line of work (``pascal_context_format.md``)
   mIoU is the max over ``t`` of the mean over images (the papers' "Sal."). maxF
   is the max over ``t`` of ``(1 + b2) P R / (b2 P + R)`` with P and R the
   per-image precision and recall averaged over images (MTI-Net's evaluation,
-  ``b2 = 1``; P = 1 without predicted positives and R = 1 without labelled ones).
+  ``b2 = 1``; without predicted positives P = 1 if the label has none either, else 0;
+  R = 1 without labelled positives).
   Images whose pixels are all ignored are skipped.
 * **normals** -> ``{"mean", "median", "rmse", "11.25", "22.5", "30"}``: the angle
   in degrees between the L2-normalised prediction and the label over valid pixels

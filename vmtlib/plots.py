@@ -1,8 +1,9 @@
 """Figures of the course. Matplotlib is imported here only, never by the core modules.
 
-Every figure a notebook shows is drawn by a function of this module and saved
-with :func:`save_figure` into the repository's ``figures/`` folder, so the
-notebooks regenerate every committed figure. ``VMTLIB_FIGURES=DIR`` sends them to
+The figures of the course's results are drawn by functions of this module (a
+few small teaching plots in notebooks 01-03 use matplotlib directly), and every
+committed figure is saved with :func:`save_figure` into the repository's
+``figures/`` folder, so the notebooks regenerate them. ``VMTLIB_FIGURES=DIR`` sends them to
 ``DIR`` instead (a run that must leave the committed figures alone).
 """
 
@@ -344,7 +345,7 @@ def plot_flops_vs_tasks(
     """Forward GFLOPs versus the number of tasks T, and the same as a ratio to T = 1.
 
     ``rows``: ``{"method", "one_pass", "T", "gflops"}`` per (method, T) (e.g. from
-    :func:`vmtlib.analysis.forward_flops`). ``reference``: ``{label: [ratio or GFLOPs
+    :func:`vmtlib.analysis.cost_table`). ``reference``: ``{label: [ratio or GFLOPs
     at T = 1, 2, ...]}`` drawn in black on the ratio panel, divided by its first value
     (MTLoRA supplement Table 3: ``{"individual": [...], "shared": [...]}``).
     Solid lines: one pass for all tasks (O(1)); dashed: one pass per task (O(T)).

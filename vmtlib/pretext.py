@@ -34,25 +34,31 @@ one *glyph*, a flat 2-D silhouette turned into a bas-relief and lit:
   degrees) with ambient, Lambert and Blinn-Phong terms, a cast shadow of the
   glyph on the background, a colour cast, exposure and sensor noise.
 
-The objective (three labels per tile, image-level within the tile)
-------------------------------------------------------------------
-* ``label``: silhouette x relief, ``NUM_CLASSES = 64`` classes (cross-entropy
-  with label smoothing). Shape and scale of the silhouette need edges and
-  context; the relief needs shading.
+The objective (per tile: shape, relief, colour, light; per pixel: the
+intrinsic images and the outlines; :func:`pretext_loss`, seven terms)
+-----------------------------------------------------------------------
+* ``label``: silhouette x relief, ``NUM_CLASSES = 64`` combinations, learnt
+  as two cross-entropies with label smoothing, ``shape`` (16) and ``relief``
+  (4). Shape and scale of the silhouette need edges and context; the relief
+  needs shading.
 * ``colour``: the glyph's hue family or ``achromatic`` (9 classes), so that
   the features keep colour and saturation rather than becoming colour blind.
 * ``light``: the unit light direction in the frame of vmtlib's normals
   (x right, y down, z towards the camera), regressed with a cosine loss. It
   is recoverable only by relating the shading to the relief's geometry.
+* ``unshaded``, ``shading`` (L1) and ``edges`` (balanced BCE): per-pixel
+  intrinsic-image targets (reflectance, grey shading) and the glyph outlines.
 
 The head (:class:`PretextHead`) average-pools each of the four stage maps
 onto the ``grid x grid`` tiles, layer-normalises and concatenates them and
-predicts the three labels per tile with one linear layer. Labels per tile
+predicts the tile labels with one linear layer; a small dense head (a linear
+embedding of each stage, summed at stride 4, GELU, a linear layer) predicts the
+per-pixel targets. Labels per tile
 (not per image) keep stage 4 spatial; pooling every stage sends gradient
 straight into the high-resolution stages that dense decoders read. The head is
 thrown away after pretraining.
 
-Nothing here is a per-pixel label, no class is a VOC class and the solids of
+No target is a label of a downstream task, no class is a VOC class and the solids of
 the scenes (spheres, boxes, persons, ...) do not appear: the downstream tasks
 must still be learnt by the decoders (or adapters) on top.
 
@@ -580,7 +586,7 @@ LOSS_WEIGHTS: dict[str, float] = {
     "shape": 1.0, "relief": 1.0, "colour": 0.5, "light": 1.0, "unshaded": 5.0, "shading": 5.0,
     "edges": 1.0,
 }
-"""Weights of the five terms of :func:`pretext_loss`."""
+"""Weights of the seven terms of :func:`pretext_loss`."""
 
 
 def pretext_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],

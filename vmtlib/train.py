@@ -54,14 +54,15 @@ from vmtlib.tasks import ALL_TASKS, TASKS, parse_tasks
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CHECKPOINT = "checkpoint.pt"
-LOG_EVERY = 10  # steps between progress-bar updates (the only host-device sync of the loop)
+LOG_EVERY = 10  # steps between progress-bar updates: the loop's only per-step host-device sync
+# (checkpoints, evaluations and step hooks that read values sync when they run)
 COURSE_LR = 1e-3
 """The learning rate of the CPU course's measured runs (``benchmarks/``), for every
 method alike: ten times the papers' 1e-4, because a course run has 300 steps where
 the papers' 60 PASCAL-Context epochs have about 25,000. At 1e-4 a 200-step comparison
-left every method near chance (single-task full fine-tuning: 7.0 semseg mIoU, against
-17.4 at 1e-3 and 300 steps; the earlier ``benchmarks/results/compare.json`` in the git
-history). ``TrainConfig.lr`` keeps the papers' value."""
+left every method near chance (single-task full fine-tuning: 7.0 semseg mIoU in an
+earlier ``benchmarks/results/compare.json`` of the git history, against 17.6 at 1e-3 and
+300 steps in the current one). ``TrainConfig.lr`` keeps the papers' value."""
 
 # Called after the forward pass and before the backward pass of every step:
 # ``hook(trainer, step, batch, outputs, losses)`` with the unweighted per-task

@@ -44,7 +44,7 @@ What a scene contains
 * **Lighting**: one directional light (random direction in front of the
   scene, from above more often than not), Lambert shading
   ``albedo * (ambient + diffuse * max(0, n . l))`` with random ambient,
-  diffuse strength and a colour cast, plus Gaussian sensor noise. Because the
+  diffuse strength and a colour cast, plus sensor noise. Because the
   shading is a function of the normal, the normals are recoverable from the
   image. Albedo textures multiply the colour, they never change the normal.
   The sensor noise is uniform with a random standard deviation (0.003-0.03).
@@ -134,7 +134,7 @@ class SceneConfig:
         p_sky / p_floor: probability of a sky (instead of a wall) / of a floor.
         max_decals: flat background decals, 0..max_decals.
         p_vivid_decal: probability that a decal has a vivid colour (a saliency distractor).
-        noise_range: std of the Gaussian sensor noise.
+        noise_range: range of the standard deviation of the (uniform) sensor noise.
     """
 
     min_objects: int = 2

@@ -27,7 +27,7 @@ from vmtlib.methods.base import (
     registered_methods,
 )
 
-# The order of the papers' tables (design.md); ids not listed go last.
+# The order of VMT-Adapter's Table 2 and Polyhistor's Table 1; ids not listed go last.
 TABLE_ORDER = (
     "single_task_full", "decoders_only", "multi_task_full",
     "bitfit", "bitfit_shared", "relative_bias", "relative_bias_shared",

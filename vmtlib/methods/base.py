@@ -14,8 +14,10 @@ Execution cost is part of the method (VMT-Adapter Sec. 4.3, Table 1):
   own modules inside the backbone, so each task needs its own pass; the
   active task is set on the shared :class:`MethodState` before each pass.
 
-Modules that live inside Swin blocks derive from :class:`BlockHooks` and are
-installed with :func:`wrap_blocks`; a hooked block computes
+Most modules that live inside Swin blocks (adapters, VMT-Adapter, Hyperformer,
+PHM, Polyhistor) derive from :class:`BlockHooks` and are installed with
+:func:`wrap_blocks` (LoRA and MTLoRA replace linear layers, VPT wraps the
+block); a hooked block computes
 
     x = x + attn_branch(W-MSA(LN1(x)))
     x = x + mlp_branch(MLP(LN2(x)), LN2(x))

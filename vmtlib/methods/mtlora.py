@@ -20,8 +20,8 @@ before ``proj`` and g = GELU, the last block computes
 that is, each task stream reuses the shared stream's outputs of ``proj``,
 ``fc1`` and ``fc2`` and adds only a low-rank correction computed from its
 own input (MTLoRA's public code, ``shared_mode='matrixv2'``). That is why
-MTLoRA stays one pass (O(1)): per extra task the encoder adds two LayerNorms,
-a GELU and three rank-4 products in four blocks; every other block, the
+MTLoRA stays one pass (O(1)): per extra task the encoder adds one LayerNorm
+(LN2), a GELU and three rank-4 products in four blocks; every other block, the
 patch mergings and all attention are shared by all tasks. (The code's
 default ``'matrix'`` drops the shared TA-LoRA output from the task streams,
 which leaves the TA-LoRA of ``proj`` and ``fc2`` in the very last block
@@ -33,7 +33,9 @@ Trainable besides the LoRAs (MTLoRA's ``mark_only_lora_as_trainable`` with
 its defaults): the patch embedding, every LayerNorm, the patch-merging
 reductions and the relative-position bias tables. Count on Swin-T, four
 tasks: TA-LoRA 1024 sum_l d_l = 4.52M, TS-LoRA 4 x 48 x 1440 = 0.28M, the
-rest 1.60M: 6.40M, MTLoRA's count at r = 64.
+rest 1.60M: 6.40M, MTLoRA's 8.34M at r = 64 (supplement Table 4) less its
+1.94M HRNet decoders (Table 2); at r = 32 the same count gives 4.14M, Table 2's
+6.08 - 1.94 (and 6.22 - 2.08 with SegFormer decoders).
 
 The stage features of the tasks are the task streams of the last blocks,
 taken before the next stage's patch merging (timm's layout: downsampling at

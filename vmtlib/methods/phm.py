@@ -26,8 +26,8 @@ Placement and sizes, chosen to reproduce Polyhistor Table 1 (Swin-T, 4 tasks):
   (papers 0.11M; +4.4%, which still prints as 0.11). No natural setting
   lands within 3% of both: Compacter's and Compacter++'s counts differ by
   exactly the attention-side adapters, so any per-adapter size that gives
-  0.23M for two positions gives 0.115M for one (and ratio 3, or dropping the
-  down-projection's bias, gives 0.106M, -3.4%).
+  0.23M for two positions gives 0.115M for one (and ratio 3 gives 0.106M,
+  -3.6%).
 - ``phm``: dense fast matrices, ratio 8. A PHM layer has d_in d_out / n
   fast parameters, so an adapter has d^2/16 + 9d/8 (+2d LN): one adapter
   per block gives 0.594M (papers 0.59M) and one after attention and one

@@ -7,7 +7,8 @@ the MLP it sits beside sees), shapes ``(B, N, d)``:
 - Eq. 3, shared projections:   F = ReLU(x_l W_down + b_down) W_up + b_up,
   W_down: d x k, W_up: k x d, k = d / rho.
 - Gating ratio s in (0, 1) splits F: the task-generic part (1 - s) F joins
-  the residual stream next to the MLP output, and s F feeds the
+  the residual stream next to the MLP output, and s F feeds the knowledge
+  extraction modules.
 - Eq. 4, knowledge extraction modules: f_{t_i} = alpha_i (.) (s F) + gamma_i,
   alpha_i, gamma_i in R^d for each task i (per block).
 - Eq. 5: the decoder of task i receives, for stage j,

@@ -36,7 +36,8 @@ merged").
 
 Counts on Swin-T, four tasks, P = 50: deep 4 * 50 * sum_l d_l = 0.883M (papers
 0.88M); shallow 4 * 50 * 96 = 0.019M (papers 0.02M, the printed precision).
-Prompts start uniform in +-sqrt(6 / (3 * 4^2 + C)) (VPT's Xavier-style init);
+Prompts start uniform in +-sqrt(6 / (3 * 4^2 + C_0)), C_0 the embedding width (96 on
+Swin-T) for every block (VPT's Xavier-style init);
 as extra keys they change the output from the start.
 
 O(T): task t's prompts are active in task t's pass.
