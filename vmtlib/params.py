@@ -1,7 +1,7 @@
 """The trainable-parameter table of every method (the papers' "Encoder / All" column).
 
 Models are built on PyTorch's ``meta`` device: shapes without storage, so
-counting all methods on Swin-B takes a second and no memory.
+counting every method takes seconds and no memory, on any backbone.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from vmtlib.methods import METHODS
+from vmtlib.methods.base import DivisorError
 from vmtlib.model import build_model, count_parameters
 from vmtlib.tasks import ALL_TASKS
 
@@ -42,8 +43,25 @@ def parameter_table(
     tasks: str | Iterable[str] = ALL_TASKS,
     decoder: str = "segformer",
 ) -> list[dict[str, Any]]:
-    """One :func:`parameter_row` per method id, with paper-default hyper-parameters."""
-    return [parameter_row(m, backbone, tasks, decoder) for m in METHODS]
+    """One :func:`parameter_row` per method id, with paper-default hyper-parameters.
+
+    Where a default must divide the backbone's widths and does not (VMT-Adapter-Lite's
+    m = 3 on Swin-B, whose widths are 128 x 2^s), the row takes the smallest valid
+    value above it, and its ``kwargs`` show the value used.
+    """
+    rows = []
+    for method in METHODS:
+        kwargs: dict[str, Any] = {}
+        while True:
+            try:
+                rows.append(parameter_row(method, backbone, tasks, decoder, **kwargs))
+                break
+            except DivisorError as err:
+                if err.name in kwargs:  # the replacement failed too: nothing fits
+                    raise
+                kwargs[err.name] = min((v for v in err.valid if v > err.value),
+                                       default=max(err.valid))
+    return rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

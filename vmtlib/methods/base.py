@@ -237,12 +237,23 @@ def make_config(cls: type[Method], **kwargs: Any) -> Any:
     return cls.Config(**kwargs)
 
 
+class DivisorError(ValueError):
+    """A hyper-parameter that must divide the backbone's widths does not.
+
+    ``name`` and ``value`` say which, ``valid`` lists the values that would fit.
+    """
+
+    def __init__(self, message: str, name: str, value: int, valid: list[int]) -> None:
+        super().__init__(message)
+        self.name, self.value, self.valid = name, value, valid
+
+
 def divisor_check(name: str, value: int, dims: Sequence[int], method_id: str) -> None:
-    """Raise ``ValueError`` unless ``value`` divides every dimension in ``dims``."""
+    """Raise :class:`DivisorError` unless ``value`` divides every dimension in ``dims``."""
     bad = [d for d in dims if d % value]
     if bad:
         valid = sorted({v for v in range(1, min(dims) + 1) if all(d % v == 0 for d in dims)})
-        raise ValueError(
+        raise DivisorError(
             f"{method_id}: {name}={value} does not divide the dimensions {sorted(set(bad))}; "
-            f"valid values of {name} for this backbone: {valid}"
+            f"valid values of {name} for this backbone: {valid}", name, value, valid
         )
