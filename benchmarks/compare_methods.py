@@ -17,7 +17,8 @@ Each run writes ``runs/compare/<name>/`` (``config.json``, ``metrics.jsonl``,
 and backbone weights (``final.json``'s ``weights``) match is not trained
 again (``--force`` retrains), so an interrupted comparison resumes.
 Writes ``benchmarks/results/compare.json`` (the check under ``transfer_check``),
-``benchmarks/results/compare.md`` and ``figures/compare_methods.png``.
+``benchmarks/results/compare.md`` and ``figures/compare_methods.png``; with
+``--results DIR`` (a variant: other steps, say) all three go to ``DIR``.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ def main() -> None:
                         help="steps of the transfer check (decoders_only, shipped vs random "
                              "backbone; 0 skips it)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="where compare.json / .md go (and the figure, when not the "
+                             "committed results folder)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -139,7 +143,7 @@ def main() -> None:
                "val_size": args.val_size, "seed": args.seed, "threads": args.threads,
                "command": " ".join(["python", "benchmarks/compare_methods.py", *sys.argv[1:]]),
                "wall_seconds_this_invocation": round(time.perf_counter() - start, 1)}
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     report = {"setting": setting, "reference": reference, "runs": rows}
     table = markdown(rows)
     if transfer:
@@ -148,13 +152,15 @@ def main() -> None:
         report["transfer_check"] = {"steps": args.transfer_steps, "runs": transfer}
         table += (f"\n\nTransfer check: the control pair for {args.transfer_steps} steps\n\n"
                   + markdown(transfer))
-    (RESULTS / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "compare.md").write_text(table + "\n")
+    (args.results / "compare.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.results / "compare.md").write_text(table + "\n")
     print(table)
 
     from vmtlib.plots import plot_comparison, save_figure
 
-    save_figure(plot_comparison(rows), "compare_methods")
+    committed = args.results.resolve() == RESULTS.resolve()
+    print(save_figure(plot_comparison(rows), "compare_methods",
+                      folder=None if committed else args.results))
 
 
 if __name__ == "__main__":

@@ -21,10 +21,11 @@ from matplotlib.figure import Figure
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 
 
-def save_figure(fig: Figure, name: str, dpi: int = 110) -> Path:
-    """Save ``fig`` as ``figures/<name>.png`` (modest size; folder: ``$VMTLIB_FIGURES``
-    when set) and return the path."""
-    folder = Path(os.environ.get("VMTLIB_FIGURES") or FIGURES)
+def save_figure(fig: Figure, name: str, dpi: int = 110, folder: str | Path | None = None
+                ) -> Path:
+    """Save ``fig`` as ``<folder>/<name>.png`` (modest size) and return the path;
+    ``folder`` defaults to ``$VMTLIB_FIGURES`` when set, else ``figures/``."""
+    folder = Path(folder or os.environ.get("VMTLIB_FIGURES") or FIGURES)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
