@@ -1,6 +1,6 @@
 """The GPU path's figures in one command: ``python benchmarks/gpu_report.py``.
 
-Four parts (``--parts``), each written into ``gpu_report.json`` as soon as it is
+Five parts (``--parts``), each written into ``gpu_report.json`` as soon as it is
 done, with the device, PyTorch version, command and seconds that measured it
 (a part run again replaces only itself); ``gpu_report.md`` is redrawn from the
 JSON every time:
@@ -24,6 +24,10 @@ JSON every time:
   the run's ``final.json``: metrics and the training images per second with
   data loading included. Without one the
   notebook runs its CPU demo on the folder, which checks the path only;
+- ``profile``: where the training step of ``--profile-methods`` (vmt_adapter,
+  multi_task_full) at the largest task count spends its time, from
+  ``torch.profiler`` (:func:`vmtlib.bench.profile_step`): the top kernels by
+  self time, to say what limits the throughput;
 - ``compiled``: the bench of ``--compile-methods`` (vmt_adapter) at the largest
   task count under ``torch.compile``, last because compiling takes longest.
 
@@ -32,7 +36,8 @@ The executed notebook, the run, the folder and the notebook's figure go under
 
 Run: ``python benchmarks/gpu_report.py`` on a machine with a GPU (by default 12
 bench settings of 5 + 20 training and as many inference steps, 300 generated
-images and 5 epochs of 20 steps, one compiled setting); ``--parts flops`` anywhere.
+images and 5 epochs of 20 steps, two profiled and one compiled setting);
+``--parts flops`` anywhere.
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ from vmtlib.tasks import ALL_TASKS, TASKS
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 NOTEBOOK = ROOT / "notebooks" / "07_pascal_context.ipynb"
-PARTS = ("flops", "bench", "notebook", "compiled")
+PARTS = ("flops", "bench", "notebook", "profile", "compiled")
 
 
 def device_name(device: str | None = None) -> str:
@@ -87,12 +92,14 @@ def flops_part(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def bench_part(args: argparse.Namespace, save: Callable[[dict[str, Any]], None],
-               compiled: bool = False) -> dict[str, Any]:
-    """Eager: every method at every task count, with the scaling and the goals.
-    Compiled: ``--compile-methods`` under ``torch.compile`` at the largest count."""
+               kind: str = "bench") -> dict[str, Any]:
+    """``bench``: every method at every task count, with the scaling and the goals;
+    ``profile`` / ``compiled``: ``--profile-methods`` profiled / ``--compile-methods``
+    under ``torch.compile``, at the largest task count."""
     most = max(args.task_counts)
-    methods = args.compile_methods if compiled else args.methods
-    counts = [most] if compiled else args.task_counts
+    methods = {"bench": args.methods, "profile": args.profile_methods,
+               "compiled": args.compile_methods}[kind]
+    counts = args.task_counts if kind == "bench" else [most]
     part: dict[str, Any] = {"tasks": most}
 
     def keep(rows: list[dict[str, Any]]) -> None:  # an interrupted bench keeps its rows
@@ -101,7 +108,7 @@ def bench_part(args: argparse.Namespace, save: Callable[[dict[str, Any]], None],
     part["rows"] = run_benchmarks(
         methods, counts, on_row=keep, backbone=args.backbone, img_size=args.img_size,
         batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=args.device,
-        compile=compiled)
+        compile=kind == "compiled", profile_steps=args.profile_steps if kind == "profile" else 0)
     try:
         part["scaling"] = task_scaling({(r["method"], r["num_tasks"]): r["train_step_seconds"]
                                         for r in part["rows"]}, most)
@@ -181,6 +188,7 @@ def markdown(report: dict[str, Any]) -> str:
                   for r in flops["train_gflops"]]
         lines += ["", "If time followed FLOPs:", "", *_scaling_table(flops), ""]
     for name, title in (("bench", "Measured throughput"),
+                        ("profile", "Where the training step's time goes"),
                         ("compiled", "Measured throughput with torch.compile")):
         if report.get(name):
             lines += [f"## {title}", "", *_bench_section(report[name]), ""]
@@ -218,6 +226,14 @@ def _bench_section(part: dict[str, Any]) -> list[str]:
             f"| {'-' if mem is None else f'{mem:.1f}'} | {r['projected_60_epochs_minutes']:.1f} |")
     if part.get("scaling"):
         lines += ["", "Measured step times:", "", *_scaling_table(part)]
+    for r in part["rows"]:
+        if r.get("profile"):
+            lines += ["", f"{r['method']}, T = {r['num_tasks']}: the top operators and kernels "
+                      f"by self time over {r['profile_steps']} training steps", "",
+                      "| operator or kernel | ms per step | share | calls per step |",
+                      "|---|---:|---:|---:|"]
+            lines += [f"| `{e['name'][:80]}` | {e['ms_per_step']:.2f} | {e['share']:.1%} "
+                      f"| {e['calls_per_step']:.0f} |" for e in r["profile"]]
     if part.get("goals"):
         lines += ["", "Goals (one H100, 512 px, batch 12, 4 tasks; vmt_adapter):", "",
                   "| goal | measured | target | met |", "|---|---:|---:|---|"]
@@ -252,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="bench and notebook (default: 12 on a GPU, 2 on a CPU)")
     parser.add_argument("--steps", type=int, default=20, help="timed bench steps")
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--profile-methods", default="vmt_adapter,multi_task_full",
+                        help="the profile part's methods (at the largest task count)")
+    parser.add_argument("--profile-steps", type=int, default=5)
     parser.add_argument("--compile-methods", default="vmt_adapter",
                         help="the compiled part's methods (at the largest task count)")
     parser.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
@@ -269,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(parts) - set(PARTS):
         parser.error(f"--parts: unknown {sorted(unknown)}; expected some of {PARTS}")
     args.methods = args.methods.split(",")
+    args.profile_methods = args.profile_methods.split(",")
     args.compile_methods = args.compile_methods.split(",")
     args.task_counts = sorted({int(c) for c in args.task_counts.split(",")})
 
@@ -290,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if name == "flops":
                 part = flops_part(args)
-            elif name in ("bench", "compiled"):
-                part = bench_part(args, save, compiled=name == "compiled")
+            elif name in ("bench", "profile", "compiled"):
+                part = bench_part(args, save, kind=name)
             else:
                 part = notebook_part(args)
         except Exception as err:  # the other parts still run and are kept

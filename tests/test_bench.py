@@ -34,6 +34,18 @@ def test_benchmark_reports_throughput(tmp_path) -> None:
                                     img_size=64, batch_size=1, steps=1, warmup=1, device="cpu"))
     assert row["train_images_per_second"] > 0 and row["inference_images_per_second"] > 0
     assert row["tasks"] == ["semseg", "human_parts"] and row["train_peak_memory_gb"] is None
+    assert "profile" not in row
+
+
+def test_profile_names_where_the_step_spends_its_time() -> None:
+    row = run_benchmark(BenchConfig(method="vmt_adapter", backbone="swin_nano", num_tasks=2,
+                                    img_size=64, batch_size=1, steps=1, warmup=1, device="cpu",
+                                    profile_steps=2))
+    top = row["profile"]
+    assert 0 < len(top) <= 15 and {"aten::mm", "aten::addmm"} & {e["name"] for e in top}
+    assert [e["ms_per_step"] for e in top] == sorted((e["ms_per_step"] for e in top),
+                                                     reverse=True)
+    assert all(0 < e["share"] <= 1 and e["calls_per_step"] > 0 for e in top)
 
 
 def test_cli_writes_json(tmp_path, capsys) -> None:

@@ -21,7 +21,8 @@ def gpu_report():
 
 TINY = ["--backbone", "swin_nano", "--img-size", "64", "--batch-size", "1", "--steps", "1",
         "--warmup", "0", "--methods", "decoders_only,multi_task_full,vmt_adapter",
-        "--train-images", "4", "--val-images", "2", "--epochs", "1", "--num-workers", "0"]
+        "--train-images", "4", "--val-images", "2", "--epochs", "1", "--num-workers", "0",
+        "--profile-methods", "vmt_adapter", "--profile-steps", "1"]
 
 
 def test_report_writes_each_part_and_keeps_the_others(gpu_report, tmp_path, monkeypatch
@@ -33,17 +34,22 @@ def test_report_writes_each_part_and_keeps_the_others(gpu_report, tmp_path, monk
     out = tmp_path / "report.json"
     run_dir = tmp_path / "run"
     args = [*TINY, "--run-dir", str(run_dir), "--out", str(out)]
-    assert gpu_report.main(["--parts", "bench,notebook", *args]) == 0
+    assert gpu_report.main(["--parts", "bench,notebook,profile", *args]) == 0
     assert "VMTLIB_FIGURES" not in os.environ  # set for the kernel only
     report = json.loads(out.read_text())
-    assert set(report) == {"bench", "notebook"}
+    assert set(report) == {"bench", "notebook", "profile"}
+    (profiled,) = report["profile"]["rows"]
+    assert profiled["method"] == "vmt_adapter" and profiled["num_tasks"] == 4
+    assert profiled["profile"][0]["name"].startswith("aten::")  # CPU operators on a CPU
+    assert 0 < sum(e["share"] for e in profiled["profile"]) <= 1 + 1e-9
     bench = report["bench"]
     assert [(r["method"], r["num_tasks"]) for r in bench["rows"]] == [
         (m, t) for m in ("decoders_only", "multi_task_full", "vmt_adapter") for t in (1, 4)]
     assert set(bench["scaling"]) == {"multi_task_full", "vmt_adapter"}
     assert [g["name"] for g in bench["goals"]] == [
         "train_images_per_second", "projected_minutes", "step_ratio", "growth"]
-    assert bench["command"].startswith("python benchmarks/gpu_report.py --parts bench,notebook")
+    assert bench["command"].startswith(
+        "python benchmarks/gpu_report.py --parts bench,notebook,profile")
     assert bench["device"].startswith("CPU")
 
     executed = json.loads(Path(report["notebook"]["executed"]).read_text())
@@ -60,10 +66,12 @@ def test_report_writes_each_part_and_keeps_the_others(gpu_report, tmp_path, monk
     assert gpu_report.main(["--parts", "flops", *args]) == 0
     again = json.loads(out.read_text())
     assert again["bench"] == bench and again["notebook"] == report["notebook"]
+    assert again["profile"] == report["profile"]
     flops = again["flops"]
     assert flops["scaling"]["vmt_adapter"]["ratio_to_full"] < 1
     md = out.with_suffix(".md").read_text()
-    for heading in ("## Training-step FLOPs", "## Measured throughput", "## Notebook 07"):
+    for heading in ("## Training-step FLOPs", "## Measured throughput", "## Notebook 07",
+                    "## Where the training step's time goes"):
         assert heading in md
 
 
@@ -98,9 +106,10 @@ def test_compiled_part_measures_its_methods_at_the_largest_count(gpu_report, mon
     monkeypatch.setattr("vmtlib.bench.run_benchmark", fake_benchmark)
     args = gpu_report.argparse.Namespace(
         methods=["decoders_only", "vmt_adapter"], compile_methods=["vmt_adapter"],
+        profile_methods=["multi_task_full"], profile_steps=5,
         task_counts=[1, 4], backbone="swin_tiny", img_size=512, batch_size=12, steps=20,
         warmup=5, device="cuda")
-    part = gpu_report.bench_part(args, lambda part: None, compiled=True)
+    part = gpu_report.bench_part(args, lambda part: None, kind="compiled")
     assert seen == [("vmt_adapter", 4, True)]
     assert [g["name"] for g in part["goals"]] == ["train_images_per_second",
                                                   "projected_minutes"]

@@ -63,6 +63,7 @@ class BenchConfig:
     warmup: int = 5
     device: str | None = None
     compile: bool = False
+    profile_steps: int = 0  # > 0: also profile that many training steps (profile_step)
 
     def resolved(self) -> BenchConfig:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -144,6 +145,9 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         results[f"{name}_peak_memory_gb"] = (
             torch.cuda.max_memory_allocated(device) / 2**30 if gpu else None
         )
+    if cfg.profile_steps:
+        model.train()
+        results["profile"] = profile_step(train_step, cfg.profile_steps, device)
     counts = count_parameters(model)
     return {
         **dataclasses.asdict(cfg),
@@ -152,6 +156,31 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         "trainable_encoder": counts["encoder"],
         **results,
     }
+
+
+def profile_step(step: Callable[[], None], steps: int, device: torch.device, top: int = 15
+                 ) -> list[dict[str, Any]]:
+    """Where a training step's time goes: ``torch.profiler`` over ``steps`` calls of ``step``.
+
+    The ``top`` operators and kernels by self time on the device (the GPU's
+    kernels; the CPU's operators on a CPU): ``{"name", "ms_per_step",
+    "share", "calls_per_step"}``, ``share`` of the total self time.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    gpu = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        _sync(device)
+    key = "self_device_time_total" if gpu else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, key, 0) > 0]
+    total = sum(getattr(e, key) for e in events) or 1.0
+    events.sort(key=lambda e: getattr(e, key), reverse=True)
+    return [{"name": e.key, "ms_per_step": getattr(e, key) / 1e3 / steps,
+             "share": getattr(e, key) / total, "calls_per_step": e.count / steps}
+            for e in events[:top]]
 
 
 def projected_minutes(train_images_per_second: float, epochs: int = 60,
