@@ -40,7 +40,7 @@ def test_report_writes_each_part_and_keeps_the_others(gpu_report, tmp_path, monk
     assert set(report) == {"bench", "notebook", "profile"}
     (profiled,) = report["profile"]["rows"]
     assert profiled["method"] == "vmt_adapter" and profiled["num_tasks"] == 4
-    assert profiled["profile"][0]["name"].startswith("aten::")  # CPU operators on a CPU
+    assert any(e["name"] == "aten::mm" for e in profiled["profile"])  # CPU operators on a CPU
     assert 0 < sum(e["share"] for e in profiled["profile"]) <= 1 + 1e-9
     bench = report["bench"]
     assert [(r["method"], r["num_tasks"]) for r in bench["rows"]] == [
