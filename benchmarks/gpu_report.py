@@ -114,7 +114,7 @@ def bench_part(args: argparse.Namespace, save: Callable[[dict[str, Any]], None],
                                         for r in part["rows"]}, most)
     except ValueError:
         part["scaling"] = {}
-    part["goals"] = goal_report(part["rows"])
+    part["goals"] = goal_report(part["rows"]) if kind != "profile" else []
     for line in scaling_summary(part["rows"]):
         print(" ", line)
     return part

@@ -232,7 +232,8 @@ def task_scaling(step_cost: Mapping[tuple[str, int], float], tasks: int = 4
         ratio_to_full    = c(m, T) / c(F, T)     (when F was measured at T)
 
     A one-pass method (one backbone pass for all tasks) has growth near 0; a
-    per-task method (adapter, polyhistor) near T - 1.
+    per-task method (adapter, polyhistor) about T - 1 times its backbone's share
+    of the one-task step.
     """
     if (DECODERS, 1) not in step_cost or (DECODERS, tasks) not in step_cost:
         raise ValueError(f"task_scaling needs {DECODERS} at T = 1 and T = {tasks}; "
