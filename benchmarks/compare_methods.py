@@ -143,6 +143,9 @@ def main() -> None:
                "val_size": args.val_size, "seed": args.seed, "threads": args.threads,
                "command": " ".join(["python", "benchmarks/compare_methods.py", *sys.argv[1:]]),
                "wall_seconds_this_invocation": round(time.perf_counter() - start, 1)}
+    seconds = [r.get("train_seconds") for r in rows]
+    if all(seconds):  # runs trained before the Trainer recorded it have none
+        setting["train_seconds_of_the_runs"] = round(sum(seconds), 1)
     args.results.mkdir(parents=True, exist_ok=True)
     report = {"setting": setting, "reference": reference, "runs": rows}
     table = markdown(rows)

@@ -35,6 +35,8 @@ def test_variant_writes_its_own_results_and_reuses_finished_runs(compare_methods
     report = json.loads((results / "compare.json").read_text())
     assert [r["name"] for r in report["runs"]] == [name for name, _, _ in compare_methods.RUNS]
     assert report["runs"][0]["delta_m"] == 0.0 and "transfer_check" not in report
+    assert report["setting"]["train_seconds_of_the_runs"] == pytest.approx(
+        sum(r["train_seconds"] for r in report["runs"]), abs=0.1)
     assert [p.stat().st_mtime_ns for p in committed] == before
 
     finals = sorted(runs.glob("*/final.json"))

@@ -99,6 +99,7 @@ def test_sigkill_then_resume_finishes_like_an_uninterrupted_run(tmp_path: Path) 
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
     killed_at = torch.load(checkpoint, weights_only=True)["step"]
+    killed_seconds = torch.load(checkpoint, weights_only=True)["train_seconds"]
     assert 0 < killed_at < steps
     subprocess.run(_cli(tmp_path / "killed", steps, "--resume"), env=env, check=True,
                    capture_output=True)
@@ -108,6 +109,9 @@ def test_sigkill_then_resume_finishes_like_an_uninterrupted_run(tmp_path: Path) 
     assert resumed["steps"] == straight["steps"] == steps
     assert torch.load(checkpoint, weights_only=True)["step"] == steps
     assert resumed["metrics"] == straight["metrics"]
+    # the training seconds add up over both invocations of the resumed run
+    assert 0 < killed_seconds < resumed["train_seconds"] and 0 < straight["train_seconds"]
+    assert torch.load(checkpoint, weights_only=True)["train_seconds"] == resumed["train_seconds"]
 
 
 def test_eval_cli_reproduces_the_final_metrics(tmp_path: Path) -> None:

@@ -13,9 +13,11 @@ A run directory holds
 - ``losses.jsonl``: the training loss every ``LOG_EVERY`` steps, ``{"step",
   "lr", "loss", "losses": {task: unweighted loss}, "images_per_second"}``;
 - ``checkpoint.pt``: the trainable parameters (and the decoders' buffers),
-  optimizer, scheduler, step and RNG states, written atomically;
+  optimizer, scheduler, step, training seconds and RNG states, written atomically;
 - ``final.json``: per-task metrics, delta_m where a reference exists,
-  trainable parameter counts, images per second.
+  trainable parameter counts, images per second (of the last invocation) and
+  ``train_seconds``: the training loop's wall time over every invocation of a
+  resumed run (periodic evaluations included, the final one not).
 
 Under ``torchrun --nproc_per_node N`` the same entry point trains with
 DistributedDataParallel: DDP hooks only parameters that require grad, so only
@@ -299,6 +301,7 @@ class Trainer:
             self.optimizer, linear_decay(self.total_steps)
         )
         self.step = 0
+        self.train_seconds = 0.0  # the training loop's, over every invocation of a resumed run
         if resume and (self.out / CHECKPOINT).is_file():
             self._restore(load_checkpoint(self.out / CHECKPOINT, self.model))
         self.net: nn.Module = self.model
@@ -331,6 +334,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(_numpy_rng_from(state["rng"]["numpy"]))
         random.seed(int(state["rng"]["python_seed"]) + self.step)
@@ -343,6 +347,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "step": self.step,
+            "train_seconds": self.train_seconds,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
@@ -393,6 +398,7 @@ class Trainer:
                    or self.rank != 0, desc=f"{cfg.method}", unit="step", dynamic_ncols=True)
         self.net.train()
         images_seen, start = 0, time.perf_counter()
+        seconds_before = self.train_seconds
         save_every = max(1, min(100, self.total_steps // 5))
         params = [p for p in self.model.parameters() if p.requires_grad]
         for batch in self._loader(self.train_set, sampler):
@@ -419,9 +425,11 @@ class Trainer:
                 self._log_eval()
                 self.net.train()
             if self.step % save_every == 0:
+                self.train_seconds = seconds_before + time.perf_counter() - start
                 self.save()
         bar.close()
         train_seconds = time.perf_counter() - start
+        self.train_seconds = seconds_before + train_seconds
         self.save()
         metrics = self._log_eval()
         result = self._final(metrics, images_seen / max(train_seconds, 1e-9))
@@ -486,6 +494,7 @@ class Trainer:
             "delta_m": self._delta_m(metrics),
             "parameters": counts,
             "train_images_per_second": images_per_second,
+            "train_seconds": self.train_seconds,
         }
         if self.rank == 0:
             (self.out / "final.json").write_text(json.dumps(result, indent=2) + "\n")
