@@ -78,3 +78,40 @@ def test_params_cli_prints_the_table_with_another_decoder(capsys) -> None:
     assert main(["params", "--decoder", "hrnet", "--tasks", "semseg,sal"]) == 0
     out = capsys.readouterr().out
     assert "hrnet decoders" in out and "decoders_only" in out
+
+
+def _segformer_textbook(head, feats):
+    """SegFormer's order: embed, upsample to H/4, concatenate [e_4, ..., e_1], fuse."""
+    import torch.nn.functional as F
+
+    size = feats[0].shape[-2:]
+    embedded = []
+    for f, norm, embed in zip(feats, head.norms, head.embeds):
+        e = embed(norm(f.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+        if e.shape[-2:] != size:
+            e = F.interpolate(e, size=size, mode="bilinear", align_corners=False)
+        embedded.append(e)
+    return head.predict(head.fuse(torch.cat(embedded[::-1], dim=1)))
+
+
+def test_segformer_fuses_before_upsampling_with_the_same_function_and_gradients() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    head = build_decoder("segformer", SWIN_T, 21, 256)
+    head.train()  # BatchNorm on batch statistics; dropout off for a deterministic comparison
+    head.fuse[3].p = 0.0
+    feats = stage_features(size=224, grad=True)
+    ours, textbook = head(feats), _segformer_textbook(head, feats)
+    torch.testing.assert_close(ours, textbook, atol=2e-5, rtol=1e-4)
+    g_ours = torch.autograd.grad(ours.square().mean(), [*feats, *head.parameters()])
+    g_book = torch.autograd.grad(textbook.square().mean(), [*feats, *head.parameters()])
+    for a, b in zip(g_ours, g_book):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-3)
+
+    def flops(fn) -> int:
+        with FlopCounterMode(display=False) as counter:
+            fn(head, stage_features(size=224))
+        return counter.get_total_flops()
+
+    # one C_s -> 256 product per stage at its own resolution instead of two at H/4
+    assert flops(_segformer_textbook) / flops(lambda h, f: h(f)) > 4

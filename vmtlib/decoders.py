@@ -71,14 +71,29 @@ class SegFormerHead(nn.Module):
         self.predict = nn.Conv2d(embed_dim, out_channels, 1)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``Conv_fuse([Up(e_4), ..., Up(e_1)]) = sum_s Up(W_s e_s)``, computed as the right side.
+
+        The 1 x 1 fuse convolution acts on each pixel's channels and the bilinear
+        upsampling on each channel's pixels, so they commute; with ``W_s`` the fuse
+        weight's block for stage s and ``e_s = A_s LN_s(f_s) + b_s`` (the stage's
+        Linear), each stage costs one ``C_s -> E`` product, ``(W_s A_s) LN_s(f_s) +
+        W_s b_s``, at its own resolution, instead of two at H/4 on the concatenated
+        4E channels. Same parameters, same function (to float rounding), 4.7x fewer
+        FLOPs: 0.83 instead of 3.93 GFLOPs forward for two 224 px images on Swin-T's
+        widths (``tests/test_decoders.py`` checks both).
+        """
         size = feats[0].shape[-2:]
-        embedded = []
-        for f, norm, embed in zip(feats, self.norms, self.embeds):
-            e = embed(norm(f.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
-            if e.shape[-2:] != size:
-                e = F.interpolate(e, size=size, mode="bilinear", align_corners=False)
-            embedded.append(e)
-        return self.predict(self.fuse(torch.cat(embedded[::-1], dim=1)))
+        fuse = self.fuse[0].weight.flatten(1)  # (E, n E), blocks in the order [e_n, ..., e_1]
+        width, n = fuse.shape[0], len(feats)
+        out = None
+        for s, (f, norm, embed) in enumerate(zip(feats, self.norms, self.embeds)):
+            w = fuse[:, (n - 1 - s) * width:(n - s) * width]
+            z = F.linear(norm(f.permute(0, 2, 3, 1)), w @ embed.weight, w @ embed.bias)
+            z = z.permute(0, 3, 1, 2)
+            if z.shape[-2:] != size:
+                z = F.interpolate(z, size=size, mode="bilinear", align_corners=False)
+            out = z if out is None else out + z
+        return self.predict(self.fuse[1:](out))
 
 
 class HRNetHead(nn.Module):
