@@ -115,3 +115,19 @@ def test_segformer_fuses_before_upsampling_with_the_same_function_and_gradients(
 
     # one C_s -> 256 product per stage at its own resolution instead of two at H/4
     assert flops(_segformer_textbook) / flops(lambda h, f: h(f)) > 4
+
+
+def test_hrnet_fuses_before_upsampling_with_the_same_function() -> None:
+    import torch.nn.functional as F
+
+    head = HRNetHead(SWIN_T, out_channels=5).train()
+    feats = stage_features(size=128, grad=True)
+    size = feats[0].shape[-2:]
+    resized = [f if f.shape[-2:] == size else
+               F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in feats]
+    textbook = head.predict(head.fuse(torch.cat(resized, dim=1)))  # HRNet-V2's order
+    ours = head(feats)
+    torch.testing.assert_close(ours, textbook, atol=2e-5, rtol=1e-4)
+    for a, b in zip(torch.autograd.grad(ours.square().mean(), [*feats, *head.parameters()]),
+                    torch.autograd.grad(textbook.square().mean(), [*feats, *head.parameters()])):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-3)

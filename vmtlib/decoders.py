@@ -116,14 +116,20 @@ class HRNetHead(nn.Module):
         self.predict = nn.Conv2d(embed_dim, out_channels, 1)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``Conv_fuse([f_1, Up(f_2), Up(f_3), Up(f_4)]) = sum_s Up(W_s f_s)``, computed as
+        the right side: the 1 x 1 convolution commutes with the bilinear upsampling
+        (as in :meth:`SegFormerHead.forward`), so each stage's block ``W_s`` of the fuse
+        weight runs at the stage's own resolution on C_s channels."""
         size = feats[0].shape[-2:]
-        resized = [
-            f
-            if f.shape[-2:] == size
-            else F.interpolate(f, size=size, mode="bilinear", align_corners=False)
-            for f in feats
-        ]
-        return self.predict(self.fuse(torch.cat(resized, dim=1)))
+        weight = self.fuse[0].weight  # (E, sum C_s, 1, 1), blocks in stage order
+        out, start = None, 0
+        for f in feats:
+            z = F.conv2d(f, weight[:, start:start + f.shape[1]])
+            start += f.shape[1]
+            if z.shape[-2:] != size:
+                z = F.interpolate(z, size=size, mode="bilinear", align_corners=False)
+            out = z if out is None else out + z
+        return self.predict(self.fuse[1:](out))
 
 
 def _conv_bn_relu(c_in: int, c_out: int, kernel: int = 1, dilation: int = 1) -> nn.Sequential:
