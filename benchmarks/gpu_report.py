@@ -61,6 +61,7 @@ from vmtlib.bench import (
     DECODERS,
     GOAL_METHODS,
     goal_report,
+    measured_scaling,
     run_benchmarks,
     scaling_summary,
     task_scaling,
@@ -109,11 +110,7 @@ def bench_part(args: argparse.Namespace, save: Callable[[dict[str, Any]], None],
         methods, counts, on_row=keep, backbone=args.backbone, img_size=args.img_size,
         batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=args.device,
         compile=kind == "compiled", profile_steps=args.profile_steps if kind == "profile" else 0)
-    try:
-        part["scaling"] = task_scaling({(r["method"], r["num_tasks"]): r["train_step_seconds"]
-                                        for r in part["rows"]}, most)
-    except ValueError:
-        part["scaling"] = {}
+    part["scaling"] = measured_scaling(part["rows"], most) or {}
     part["goals"] = goal_report(part["rows"]) if kind != "profile" else []
     for line in scaling_summary(part["rows"]):
         print(" ", line)

@@ -251,6 +251,17 @@ def task_scaling(step_cost: Mapping[tuple[str, int], float], tasks: int = 4
     return out
 
 
+def measured_scaling(rows: list[dict[str, Any]], tasks: int
+                     ) -> dict[str, dict[str, float]] | None:
+    """:func:`task_scaling` of benchmark rows' measured step seconds; ``None`` when the
+    rows lack decoders_only at 1 or ``tasks`` tasks."""
+    try:
+        return task_scaling({(r["method"], r["num_tasks"]): r["train_step_seconds"]
+                             for r in rows}, tasks)
+    except ValueError:
+        return None
+
+
 def goal_report(rows: list[dict[str, Any]], goals: Goals = Goals(), method: str = "vmt_adapter",
                 tasks: int = 4) -> list[dict[str, Any]]:
     """The :class:`Goals` checked against benchmark rows (:func:`run_benchmark`'s output).
@@ -273,10 +284,7 @@ def goal_report(rows: list[dict[str, Any]], goals: Goals = Goals(), method: str 
         rate = row["train_images_per_second"]
         check("train_images_per_second", rate, goals.train_images_per_second, True)
         check("projected_minutes", projected_minutes(rate), goals.projected_minutes, False)
-    try:
-        scaling = task_scaling({k: r["train_step_seconds"] for k, r in by_key.items()}, tasks)
-    except ValueError:
-        scaling = {}
+    scaling = measured_scaling(rows, tasks) or {}
     if method in scaling:
         if "ratio_to_full" in scaling[method]:
             check("step_ratio", scaling[method]["ratio_to_full"], goals.step_ratio, False)
@@ -288,10 +296,8 @@ def scaling_summary(rows: list[dict[str, Any]]) -> list[str]:
     """Lines that read :func:`task_scaling` (measured step seconds) and, with 4 tasks,
     :func:`goal_report` off benchmark rows; none when the rows lack decoders_only."""
     most = max((r["num_tasks"] for r in rows), default=1)
-    try:
-        scaling = task_scaling({(r["method"], r["num_tasks"]): r["train_step_seconds"]
-                                for r in rows}, most)
-    except ValueError:
+    scaling = measured_scaling(rows, most)
+    if scaling is None:
         return []
     lines = []
     for method, s in scaling.items():
