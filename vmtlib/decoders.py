@@ -46,11 +46,26 @@ adds a 3 x 3 convolution before the classifier).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def _sum_upsampled(maps: Iterable[torch.Tensor]) -> torch.Tensor:
+    """``sum_s Up(z_s)``: each map bilinearly upsampled to the first one's size, summed."""
+    out: torch.Tensor | None = None
+    for z in maps:
+        if out is None:
+            out = z
+            continue
+        if z.shape[-2:] != out.shape[-2:]:
+            z = F.interpolate(z, size=out.shape[-2:], mode="bilinear", align_corners=False)
+        out = out + z
+    if out is None:
+        raise ValueError("a decoder needs at least one stage feature map")
+    return out
 
 
 class SegFormerHead(nn.Module):
@@ -82,18 +97,15 @@ class SegFormerHead(nn.Module):
         FLOPs: 0.83 instead of 3.93 GFLOPs forward for two 224 px images on Swin-T's
         widths (``tests/test_decoders.py`` checks both).
         """
-        size = feats[0].shape[-2:]
         fuse = self.fuse[0].weight.flatten(1)  # (E, n E), blocks in the order [e_n, ..., e_1]
         width, n = fuse.shape[0], len(feats)
-        out = None
-        for s, (f, norm, embed) in enumerate(zip(feats, self.norms, self.embeds)):
-            w = fuse[:, (n - 1 - s) * width:(n - s) * width]
-            z = F.linear(norm(f.permute(0, 2, 3, 1)), w @ embed.weight, w @ embed.bias)
-            z = z.permute(0, 3, 1, 2)
-            if z.shape[-2:] != size:
-                z = F.interpolate(z, size=size, mode="bilinear", align_corners=False)
-            out = z if out is None else out + z
-        return self.predict(self.fuse[1:](out))
+        blocks = [fuse[:, (n - 1 - s) * width:(n - s) * width] for s in range(n)]
+        fused = _sum_upsampled(
+            F.linear(norm(f.permute(0, 2, 3, 1)), w @ embed.weight, w @ embed.bias)
+            .permute(0, 3, 1, 2)
+            for f, norm, embed, w in zip(feats, self.norms, self.embeds, blocks)
+        )
+        return self.predict(self.fuse[1:](fused))
 
 
 class HRNetHead(nn.Module):
@@ -120,16 +132,10 @@ class HRNetHead(nn.Module):
         the right side: the 1 x 1 convolution commutes with the bilinear upsampling
         (as in :meth:`SegFormerHead.forward`), so each stage's block ``W_s`` of the fuse
         weight runs at the stage's own resolution on C_s channels."""
-        size = feats[0].shape[-2:]
         weight = self.fuse[0].weight  # (E, sum C_s, 1, 1), blocks in stage order
-        out, start = None, 0
-        for f in feats:
-            z = F.conv2d(f, weight[:, start:start + f.shape[1]])
-            start += f.shape[1]
-            if z.shape[-2:] != size:
-                z = F.interpolate(z, size=size, mode="bilinear", align_corners=False)
-            out = z if out is None else out + z
-        return self.predict(self.fuse[1:](out))
+        blocks = weight.split([f.shape[1] for f in feats], dim=1)
+        fused = _sum_upsampled(F.conv2d(f, w) for f, w in zip(feats, blocks))
+        return self.predict(self.fuse[1:](fused))
 
 
 def _conv_bn_relu(c_in: int, c_out: int, kernel: int = 1, dilation: int = 1) -> nn.Sequential:
