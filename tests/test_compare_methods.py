@@ -1,6 +1,5 @@
 """``benchmarks/compare_methods.py`` at a tiny budget: results where asked, runs reused."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -8,15 +7,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "compare_methods.py"
 
 
 @pytest.fixture(scope="module")
-def compare_methods():
-    spec = importlib.util.spec_from_file_location("compare_methods", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def compare_methods(load_script):
+    return load_script("benchmarks/compare_methods.py")
 
 
 def test_variant_writes_its_own_results_and_reuses_finished_runs(compare_methods, tmp_path,

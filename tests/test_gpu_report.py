@@ -1,6 +1,5 @@
 """``benchmarks/gpu_report.py`` end to end at a tiny size on the CPU (no timing is asserted)."""
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -8,15 +7,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "gpu_report.py"
 
 
 @pytest.fixture(scope="module")
-def gpu_report():
-    spec = importlib.util.spec_from_file_location("gpu_report", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def gpu_report(load_script):
+    return load_script("benchmarks/gpu_report.py")
 
 
 TINY = ["--backbone", "swin_nano", "--img-size", "64", "--batch-size", "1", "--steps", "1",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.util
 import inspect
 from pathlib import Path
 
@@ -31,15 +30,7 @@ from vmtlib.pretext import (
 )
 from vmtlib.tasks import ALL_TASKS
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "pretrain_swin_nano.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("pretrain_swin_nano", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = "scripts/pretrain_swin_nano.py"
 
 
 def test_deterministic_per_seed_and_index() -> None:
@@ -153,8 +144,8 @@ def test_head_and_loss_train_every_stage() -> None:
     assert all(p.grad is not None for p in backbone.parameters())
 
 
-def test_schedule_warmup_then_cosine() -> None:
-    script = _load_script()
+def test_schedule_warmup_then_cosine(load_script) -> None:
+    script = load_script(SCRIPT)
     args = script.parse_args(["--steps", "100", "--warmup", "10", "--lr", "1e-3",
                               "--min-lr", "1e-5", "--time-budget", "0"])
     lrs = [script.lr_at(s, script.progress(s, 0.0, args), 0.1, args) for s in range(100)]
@@ -206,15 +197,15 @@ def test_shipped_weights_carry_the_pretext_in_stages_0_1_only() -> None:
         assert at_init == key.startswith(("layers.2.", "layers.3.")), key
 
 
-def test_pretext_stages_argument() -> None:
-    script = _load_script()
+def test_pretext_stages_argument(load_script) -> None:
+    script = load_script(SCRIPT)
     assert script.parse_args(["--pretext-stages", "1,0"]).pretext_stages == (0, 1)
     with pytest.raises(SystemExit):
         script.parse_args(["--pretext-stages", "4"])
 
 
-def test_script_smoke_run_and_resume(tmp_path: Path) -> None:
-    script = _load_script()
+def test_script_smoke_run_and_resume(tmp_path: Path, load_script) -> None:
+    script = load_script(SCRIPT)
     before = hashlib.sha256(NANO_WEIGHTS.read_bytes()).hexdigest() if NANO_WEIGHTS.is_file() \
         else None
     common = ["--batch", "2", "--val-n", "4", "--workers", "0", "--warmup", "1",
