@@ -57,6 +57,7 @@ from typing import Any
 import torch
 
 from vmtlib.analysis import cost_table, write_json_atomic
+from vmtlib.backbone import pretrained_arg
 from vmtlib.bench import (
     DECODERS,
     GOAL_METHODS,
@@ -145,8 +146,7 @@ def notebook_part(args: argparse.Namespace) -> dict[str, Any]:
     out = run_dir / "pascal_context"
     shutil.rmtree(out / "vmt_adapter", ignore_errors=True)  # the notebook would resume it
     final = out / "vmt_adapter" / "final.json"
-    weights = {"false": False, "true": True}.get(args.weights.lower(), args.weights)
-    parameters = dict(data_root=str(root), weights=weights, device=args.device or "auto",
+    parameters = dict(data_root=str(root), weights=args.weights, device=args.device or "auto",
                       backbone=args.backbone, img_size=args.img_size,
                       batch_size=args.batch_size or 12, epochs=args.epochs,
                       num_workers=args.num_workers, out=str(out), method="vmt_adapter")
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-images", type=int, default=60)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--num-workers", type=int, default=min(12, os.cpu_count() or 1))
-    parser.add_argument("--weights", default="false",
+    parser.add_argument("--weights", default="false", type=pretrained_arg,
                         help="notebook 07's backbone weights: false | true (hub) | PATH (.pth)")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel for notebook 07")
     parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "gpu_report")

@@ -2,7 +2,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vmtlib.backbone import BACKBONES, NANO_WEIGHTS, SwinBackbone, build_backbone, course_pretrained
+from vmtlib.backbone import (
+    BACKBONES,
+    NANO_WEIGHTS,
+    SwinBackbone,
+    build_backbone,
+    course_pretrained,
+    pretrained_arg,
+)
 
 
 @pytest.mark.parametrize("size", [64, 224])
@@ -130,3 +137,9 @@ def test_course_pretrained_parses_the_benchmarks_flag(monkeypatch, tmp_path) -> 
     assert course_pretrained("auto") is False
     with pytest.raises(ValueError, match="expected auto, true or false, got 'ture'"):
         course_pretrained("ture")
+
+
+def test_pretrained_arg_reads_booleans_and_keeps_paths() -> None:
+    assert pretrained_arg("True") is True and pretrained_arg(" false ") is False
+    assert pretrained_arg("weights/swin_t.pth") == "weights/swin_t.pth"
+    assert pretrained_arg("1") == "1"  # a file called 1, not a number

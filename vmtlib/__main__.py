@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vmtlib.backbone import BACKBONES
+from vmtlib.backbone import BACKBONES, pretrained_arg
 from vmtlib.tasks import ALL_TASKS
 
 
@@ -61,14 +61,13 @@ def _key_values(pairs: list[str]) -> dict[str, Any]:
 def _train(args: argparse.Namespace) -> int:
     from vmtlib.train import TrainConfig, Trainer
 
-    pretrained: bool | str = _value(args.pretrained)
     reference = json.loads(Path(args.reference).read_text()) if args.reference else None
     if isinstance(reference, dict) and "metrics" in reference:  # a final.json
         from vmtlib.tasks import TASKS
 
         reference = {t: m[TASKS[t].metric] for t, m in reference["metrics"].items()}
     cfg = TrainConfig(
-        method=args.method, backbone=args.backbone, pretrained=pretrained, data=args.data,
+        method=args.method, backbone=args.backbone, pretrained=args.pretrained, data=args.data,
         tasks=args.tasks, method_kwargs=_key_values(args.param), decoder=args.decoder,
         img_size=args.img_size, batch_size=args.batch_size, steps=args.steps,
         epochs=args.epochs, lr=args.lr, eval_every=args.eval_every, seed=args.seed,
@@ -120,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train", help="train a method (defaults: the CPU course)")
     t.add_argument("--method", default="vmt_adapter")
     t.add_argument("--backbone", default="swin_nano", choices=list(BACKBONES))
-    t.add_argument("--pretrained", default="true", help="true | false | path to a weights file")
+    t.add_argument("--pretrained", default="true", type=pretrained_arg,
+                   help="true | false | path to a weights file")
     t.add_argument("--data", default="synthetic", help="synthetic | path to a PASCAL_MT folder")
     t.add_argument("--tasks", default=",".join(ALL_TASKS))
     t.add_argument("--decoder", default="segformer")

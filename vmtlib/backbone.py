@@ -220,6 +220,13 @@ def course_pretrained(value: str) -> bool:
     raise ValueError(f"--pretrained: expected auto, true or false, got {value!r}")
 
 
+def pretrained_arg(value: str) -> bool | str:
+    """A ``--pretrained`` / ``--weights`` flag (argparse ``type``): ``true`` or
+    ``false`` in any case, else the path of a weights file, kept as it is."""
+    v = value.strip()
+    return {"true": True, "false": False}.get(v.lower(), v)
+
+
 def _hub_state_dict(cfg: SwinConfig) -> dict[str, torch.Tensor]:
     """timm's ImageNet weights for ``cfg`` from the hub, or a clear offline error."""
     tag = f"{cfg.timm_name}.{cfg.hub_tag}"
