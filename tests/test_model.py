@@ -2,10 +2,13 @@
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import vmtlib
 from vmtlib import ALL_TASKS, build_model, count_parameters
+from vmtlib.analysis import task_set
 from vmtlib.backbone import SwinBackbone
+from vmtlib.methods import get_method_class
 from vmtlib.tasks import TASKS
 
 METHODS = list(vmtlib.METHODS)
@@ -47,6 +50,39 @@ def test_one_step_lowers_a_loss_and_moves_the_encoder(method: str) -> None:
         assert before == []
     else:
         assert any(not torch.equal(a, b) for a, b in zip(before, after))
+
+
+class _SelectBackwardCount(TorchDispatchMode):
+    """Counts ``aten.select_backward``: each fills a zero tensor of the whole input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func is torch.ops.aten.select_backward.default
+        return func(*args, **(kwargs or {}))
+
+
+# decoders_only is left out: its encoder has nothing to differentiate
+ONE_PASS_TRAINED = [m for m in METHODS if get_method_class(m).one_pass and m != "decoders_only"]
+
+
+@pytest.mark.parametrize("method", ONE_PASS_TRAINED)
+def test_one_pass_backward_does_not_select_each_task_from_a_stack(method: str) -> None:
+    """Taking task i's stream as ``stack[i]`` costs a zero tensor of all T streams
+    in the backward, for every task: O(T^2) memory traffic. ``unbind`` is one stack."""
+
+    def selects(tasks: int) -> int:
+        torch.manual_seed(0)
+        model = build_model(method, backbone="swin_nano", tasks=task_set(tasks), img_size=32)
+        feats = model.encoder(torch.randn(1, 3, 32, 32))
+        loss = sum(f.sum() for fs in feats.values() for f in fs)
+        with _SelectBackwardCount() as counter:
+            loss.backward()
+        return counter.count
+
+    assert selects(4) == selects(1)
 
 
 def _backbone_names() -> set[str]:

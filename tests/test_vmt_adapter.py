@@ -1,10 +1,12 @@
 """VMT-Adapter (Eq. 3-5) and VMT-Adapter-Lite (Eq. 6): counts and defining properties."""
 
+import json
+
 import pytest
 import torch
 
 from vmtlib import ALL_TASKS, build_model, count_parameters
-from vmtlib.methods.vmt_adapter import KnowledgeExtraction, KroneckerProjection
+from vmtlib.methods.vmt_adapter import KnowledgeExtraction, KroneckerProjection, VMTAdapter
 
 
 def encoder_millions(method: str, **kwargs) -> tuple[float, float]:
@@ -110,3 +112,44 @@ def test_rho_that_does_not_divide_is_rejected() -> None:
     with pytest.raises(ValueError, match="rho=7"):
         with torch.device("meta"):
             build_model("vmt_adapter", rho=7)
+
+
+
+@pytest.mark.parametrize("method", ["vmt_adapter", "vmt_adapter_lite"])
+def test_fused_eq4_and_eq5_match_the_textbook_order_in_values_and_gradients(
+    method, load_script
+) -> None:
+    textbook_order = load_script("benchmarks/bench_eq4.py").textbook_order
+    torch.manual_seed(0)
+    model = build_model(method, backbone="swin_nano", img_size=64).train()
+    with torch.no_grad():  # values of the kind training produces: F != 0, tasks differ
+        for p in model.encoder.adapters.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    images = torch.randn(2, 3, 64, 64)
+    params = [p for p in model.encoder.parameters() if p.requires_grad]
+
+    def run() -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
+        feats = model.encoder(images)
+        flat = [f for t in ALL_TASKS for f in feats[t]]
+        loss = sum((i + 1) * f.square().mean() for i, f in enumerate(flat))
+        return flat, torch.autograd.grad(loss, params)
+
+    ours, g_ours = run()
+    with textbook_order(type(model.encoder)):
+        book, g_book = run()
+    for a, b in zip(ours, book):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    for a, b in zip(g_ours, g_book):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_bench_eq4_times_both_orders_and_restores_the_library(tmp_path, load_script) -> None:
+    bench = load_script("benchmarks/bench_eq4.py")
+    out = tmp_path / "eq4.json"
+    report = bench.main(["--backbone", "swin_nano", "--img-size", "32", "--steps", "1",
+                         "--repeats", "1", "--threads", "1", "--out", str(out)])
+    assert json.loads(out.read_text()) == report
+    assert [r["order"] for r in report["rows"]] == ["textbook", "fused"]
+    assert all(len(r["seconds"]) == 3 and min(r["seconds"].values()) > 0 for r in report["rows"])
+    assert "mlp_branch" in vars(KnowledgeExtraction) and "task_features" not in vars(VMTAdapter)
+    assert KnowledgeExtraction.mlp_branch is not bench.textbook_mlp_branch

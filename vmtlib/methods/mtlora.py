@@ -122,10 +122,11 @@ class TaskSpecificBlock(nn.Module):
 
         ms, mt = blk.norm2(xs), blk.norm2(xt)
         us = mlp.fc1(ms)
-        ut = torch.stack([mlp.fc1.task_output(us, mt[i], i) for i in range(t)])
+        # unbind, not mt[i]: the backward of T selections fills T zero tensors of all T streams
+        ut = torch.stack([mlp.fc1.task_output(us, m, i) for i, m in enumerate(mt.unbind(0))])
         gs, gt = act(us), act(ut)
         ys = mlp.fc2(gs)
-        yt = torch.stack([mlp.fc2.task_output(ys, gt[i], i) for i in range(t)])
+        yt = torch.stack([mlp.fc2.task_output(ys, g, i) for i, g in enumerate(gt.unbind(0))])
         out_s = xs + blk.drop_path2(mlp.drop2(ys))
         out_t = xt + blk.drop_path2(mlp.drop2(yt))
         self.state.stage_extras[self.stage] = out_t.view(t, b, h, w, c)
@@ -187,4 +188,5 @@ class MTLoRA(OnePassMethod):
     def task_features(self, feats: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:
         extras = self.state.stage_extras
         stages = range(len(feats))
-        return {task: [extras[s][i] for s in stages] for i, task in enumerate(self.tasks)}
+        streams = [extras[s].unbind(0) for s in stages]  # (see TaskSpecificBlock: not [i])
+        return {task: [streams[s][i] for s in stages] for i, task in enumerate(self.tasks)}

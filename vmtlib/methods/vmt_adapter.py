@@ -109,12 +109,26 @@ class KnowledgeExtraction(BlockHooks):
         self.gamma = nn.Parameter(torch.zeros(num_tasks, dim))
 
     def mlp_branch(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Eq. 3, the gate and Eq. 4; ``state.stage_extras[stage]`` sums the
+        stage's Eq. 4 over its blocks, ``(T, B, N, d)``; returns ``h + (1 - s) F``.
+
+        The ``T`` copies are the method's only per-task work, element-wise and
+        so bound by memory traffic, which is why they are touched as few times
+        as the arithmetic allows: s is folded into alpha_i (``(s alpha_i) (.) F``,
+        a ``(T, d)`` product), and Eq. 4 is one fused multiply-add into the
+        stage's sum, in place after the stage's first block (the backward pass
+        keeps F and the scales, never the sum). ``benchmarks/bench_eq4.py``
+        times this against the paper's order of operations.
+        """
         f = self.projection(x)  # Eq. 3, (B, N, d)
         s = torch.sigmoid(self.gate)
-        f_task = self.alpha[:, None, None, :] * (s * f) + self.gamma[:, None, None, :]  # Eq. 4
+        scale, shift = (s * self.alpha)[:, None, None, :], self.gamma[:, None, None, :]
         extras = self.state.stage_extras
-        extras[self.stage] = extras[self.stage] + f_task if self.stage in extras else f_task
-        return h + (1 - s) * f  # task-generic part joins the residual stream
+        if self.stage in extras:
+            extras[self.stage].addcmul_(scale, f).add_(shift)
+        else:
+            extras[self.stage] = torch.addcmul(shift, scale, f)  # Eq. 4
+        return torch.addcmul(h, 1 - s, f)  # the task-generic part joins the residual stream
 
 
 class _VMTBase(OnePassMethod):
@@ -140,9 +154,12 @@ class _VMTBase(OnePassMethod):
         extras = self.state.stage_extras
         per_task: dict[str, list[torch.Tensor]] = {t: [] for t in self.tasks}
         for s, shared in enumerate(feats):
-            task_part = extras[s].reshape(len(self.tasks), *shared.shape) / self.backbone.depths[s]
-            for i, t in enumerate(self.tasks):
-                per_task[t].append(shared + task_part[i])
+            # unbind, not task_part[i]: the backward of T selections would fill
+            # T zero tensors of the full (T, B, H, W, d) size, O(T^2)
+            task_parts = extras[s].view(len(self.tasks), *shared.shape).unbind(0)
+            mean = 1 / self.backbone.depths[s]  # over the stage's blocks
+            for t, part in zip(self.tasks, task_parts):
+                per_task[t].append(torch.add(shared, part, alpha=mean))
         return per_task
 
 
