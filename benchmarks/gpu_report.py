@@ -26,8 +26,9 @@ JSON every time:
   notebook runs its CPU demo on the folder, which checks the path only;
 - ``profile``: where the training step of ``--profile-methods`` (vmt_adapter,
   multi_task_full) at the largest task count spends its time, from
-  ``torch.profiler`` (:func:`vmtlib.bench.profile_step`): the top kernels by
-  self time, to say what limits the throughput;
+  ``torch.profiler`` (:func:`vmtlib.bench.profile_step`): the top operators by
+  self time (on a GPU, of the kernels they launch), to say what limits the
+  throughput;
 - ``compiled``: the bench of ``--compile-methods`` (vmt_adapter) at the largest
   task count under ``torch.compile``, last because compiling takes longest.
 
@@ -225,9 +226,9 @@ def _bench_section(part: dict[str, Any]) -> list[str]:
         lines += ["", "Measured step times:", "", *_scaling_table(part)]
     for r in part["rows"]:
         if r.get("profile"):
-            lines += ["", f"{r['method']}, T = {r['num_tasks']}: the top operators and kernels "
+            lines += ["", f"{r['method']}, T = {r['num_tasks']}: the top operators "
                       f"by self time over {r['profile_steps']} training steps", "",
-                      "| operator or kernel | ms per step | share | calls per step |",
+                      "| operator | ms per step | share | calls per step |",
                       "|---|---:|---:|---:|"]
             lines += [f"| `{e['name'][:80]}` | {e['ms_per_step']:.2f} | {e['share']:.1%} "
                       f"| {e['calls_per_step']:.0f} |" for e in r["profile"]]

@@ -17,6 +17,7 @@ from vmtlib.bench import (
     run_benchmark,
     scaling_summary,
     task_scaling,
+    top_operators,
 )
 
 
@@ -46,6 +47,25 @@ def test_profile_names_where_the_step_spends_its_time() -> None:
     assert [e["ms_per_step"] for e in top] == sorted((e["ms_per_step"] for e in top),
                                                      reverse=True)
     assert all(0 < e["share"] <= 1 and e["calls_per_step"] > 0 for e in top)
+
+
+def test_gpu_profile_ranks_operators_and_counts_each_kernel_once() -> None:
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    def row(name: str, device: DeviceType, device_us: float) -> SimpleNamespace:
+        return SimpleNamespace(key=name, device_type=device, count=4,
+                               self_device_time_total=device_us, self_cpu_time_total=50.0)
+
+    # key_averages() on a GPU: each operator and the kernel it launched, same device time
+    events = [row("aten::mm", DeviceType.CPU, 3000.0), row("sm90_gemm", DeviceType.CUDA, 3000.0),
+              row("aten::add", DeviceType.CPU, 1000.0), row("add_kernel", DeviceType.CUDA, 1000.0),
+              row("aten::view", DeviceType.CPU, 0.0)]
+    top = top_operators(events, steps=2, gpu=True)
+    assert [e["name"] for e in top] == ["aten::mm", "aten::add"]
+    assert [e["share"] for e in top] == [0.75, 0.25]
+    assert top[0]["ms_per_step"] == 1.5 and top[0]["calls_per_step"] == 2
 
 
 def test_cli_writes_json(tmp_path, capsys) -> None:

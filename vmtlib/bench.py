@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -162,9 +162,9 @@ def profile_step(step: Callable[[], None], steps: int, device: torch.device, top
                  ) -> list[dict[str, Any]]:
     """Where a training step's time goes: ``torch.profiler`` over ``steps`` calls of ``step``.
 
-    The ``top`` operators and kernels by self time on the device (the GPU's
-    kernels; the CPU's operators on a CPU): ``{"name", "ms_per_step",
-    "share", "calls_per_step"}``, ``share`` of the total self time.
+    The ``top`` operators by self time (on a GPU, the time of the kernels each
+    operator launches itself; on a CPU, its CPU time): ``{"name", "ms_per_step",
+    "share", "calls_per_step"}``; see :func:`top_operators`.
     """
     from torch.profiler import ProfilerActivity, profile
 
@@ -174,13 +174,30 @@ def profile_step(step: Callable[[], None], steps: int, device: torch.device, top
         for _ in range(steps):
             step()
         _sync(device)
+    return top_operators(prof.key_averages(), steps, gpu, top)
+
+
+def top_operators(events: Sequence[Any], steps: int, gpu: bool, top: int = 15
+                  ) -> list[dict[str, Any]]:
+    """The ``top`` operators of a profile (``key_averages()`` rows) by self time.
+
+    On a GPU the rows hold both the operators and the kernels they launch, each
+    with the same self device time: the operators are ranked (``aten::mm``
+    reads better than a GEMM kernel's name) and ``share`` is of the kernels'
+    total, the GPU's busy time, as in ``torch.profiler``'s own table; summing
+    every row would count each kernel twice. On a CPU every row is an operator.
+    """
+    from torch.autograd import DeviceType
+
     key = "self_device_time_total" if gpu else "self_cpu_time_total"
-    events = [e for e in prof.key_averages() if getattr(e, key, 0) > 0]
-    total = sum(getattr(e, key) for e in events) or 1.0
-    events.sort(key=lambda e: getattr(e, key), reverse=True)
+    operators = [e for e in events if e.device_type == DeviceType.CPU]
+    busy = [e for e in events if e.device_type != DeviceType.CPU] if gpu else operators
+    total = sum(getattr(e, key) for e in busy) or 1.0
+    ranked = sorted((e for e in operators if getattr(e, key) > 0),
+                    key=lambda e: getattr(e, key), reverse=True)
     return [{"name": e.key, "ms_per_step": getattr(e, key) / 1e3 / steps,
              "share": getattr(e, key) / total, "calls_per_step": e.count / steps}
-            for e in events[:top]]
+            for e in ranked[:top]]
 
 
 def projected_minutes(train_images_per_second: float, epochs: int = 60,
