@@ -67,6 +67,14 @@ def test_checkpoint_of_another_method_is_refused_by_name(tmp_path: Path) -> None
         load_checkpoint(tmp_path / "checkpoint.pt", other.model)
 
 
+def test_a_finished_run_fitted_again_keeps_its_throughput(tmp_path: Path) -> None:
+    first = Trainer(tiny(tmp_path, steps=2, method="vmt_adapter")).fit()
+    again = Trainer(tiny(tmp_path, steps=2, method="vmt_adapter"), resume=True).fit()
+    assert again["steps"] == 2 and again["metrics"] == first["metrics"]
+    assert again["train_seconds"] == first["train_seconds"]  # nothing trained the second time
+    assert again["train_images_per_second"] == pytest.approx(first["train_images_per_second"])
+
+
 def test_atomic_save_leaves_the_old_checkpoint_on_failure(tmp_path: Path) -> None:
     path = tmp_path / "ck.pt"
     save_checkpoint(path, {"step": 1})
@@ -128,13 +136,15 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     trainer = Trainer(TrainConfig(**{**TINY, "out": out, "steps": 3, "seed": rank * 0,
                                      "method": "vmt_adapter"}))
+    draws = torch.rand(4)  # what the first augmentation or dropout mask would draw
+    workers = trainer._loader(trainer.val_set, [[0]]).generator.initial_seed()
     result = trainer.fit()
-    torch.save({"params": trainable_state(trainer.model), "metrics": result["metrics"]},
-               Path(out) / f"rank{rank}.pt")
+    torch.save({"params": trainable_state(trainer.model), "metrics": result["metrics"],
+                "draws": draws, "workers": workers}, Path(out) / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
 
-def test_two_gloo_processes_keep_identical_trainable_parameters(tmp_path: Path) -> None:
+def test_two_gloo_ranks_share_parameters_and_draw_their_own_randomness(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -147,6 +157,8 @@ def test_two_gloo_processes_keep_identical_trainable_parameters(tmp_path: Path) 
             continue  # BatchNorm statistics are per rank (not synchronised), like the papers'
         torch.testing.assert_close(value, r1["params"][name], rtol=0, atol=0, msg=name)
     assert r0["metrics"] == r1["metrics"]  # meters were summed across ranks
+    # one model, but each rank its own augmentations, dropout masks and worker seeds
+    assert not torch.equal(r0["draws"], r1["draws"]) and r0["workers"] != r1["workers"]
     moved = Trainer(TrainConfig(**{**TINY, "out": str(tmp_path / "fresh"), "steps": 3,
                                    "method": "vmt_adapter"})).model
     fresh = trainable_state(moved)

@@ -57,7 +57,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CHECKPOINT = "checkpoint.pt"
 LOG_EVERY = 10  # steps between progress-bar updates: the loop's only per-step host-device sync
-# (checkpoints, evaluations and step hooks that read values sync when they run)
+# (checkpoints, evaluations and step hooks that read values sync when they run; under
+# DDP on GPUs, SyncBatchNorm's forward also syncs once per BatchNorm layer per step)
 COURSE_LR = 1e-3
 """The learning rate of the CPU course's measured runs (``benchmarks/``), for every
 method alike: ten times the papers' 1e-4, because a course run has 300 steps where
@@ -150,7 +151,8 @@ def init_distributed(device: str = "auto") -> torch.device:
         dist.init_process_group("nccl" if cuda else "gloo")
     if not cuda:
         return torch.device("cpu")
-    if device not in ("auto", "cuda"):
+    if device not in ("auto", "cuda"):  # an explicit cuda:N
+        torch.cuda.set_device(device)  # else pinned memory opens a context on GPU 0 too
         return torch.device(device)
     local = int(os.environ.get("LOCAL_RANK", 0))
     torch.cuda.set_device(local)
@@ -304,6 +306,12 @@ class Trainer:
         self.train_seconds = 0.0  # the training loop's, over every invocation of a resumed run
         if resume and (self.out / CHECKPOINT).is_file():
             self._restore(load_checkpoint(self.out / CHECKPOINT, self.model))
+        if self.rank > 0:
+            # Every rank built the same model from cfg.seed (DDP broadcasts it anyway);
+            # from here each rank draws its own augmentations and dropout masks. The
+            # checkpoint holds rank 0's generators, so a resumed rank > 0 starts a new
+            # stream from (seed, rank, step): distinct, reproducible, not a continuation.
+            seed_everything(cfg.seed + 1_000_003 * self.rank + self.step)
         self.net: nn.Module = self.model
         if self.world > 1:
             if self.device.type == "cuda":  # decoder BatchNorm statistics over the global batch
@@ -336,6 +344,8 @@ class Trainer:
         self.step = int(state["step"])
         self.train_seconds = float(state.get("train_seconds", 0.0))
         torch.set_rng_state(state["rng"]["torch"])
+        if self.device.type == "cuda" and "cuda" in state["rng"]:  # the decoders' dropout
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         np.random.set_state(_numpy_rng_from(state["rng"]["numpy"]))
         random.seed(int(state["rng"]["python_seed"]) + self.step)
 
@@ -353,6 +363,8 @@ class Trainer:
                 "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                           "has_gauss": int(has_gauss), "cached": float(cached)},
                 "python_seed": self.cfg.seed,
+                **({"cuda": torch.cuda.get_rng_state(self.device)}
+                   if self.device.type == "cuda" else {}),
             },
         }
 
@@ -362,8 +374,10 @@ class Trainer:
 
     def _loader(self, dataset: Dataset, sampler: Sampler) -> DataLoader:
         # Its own generator: the loader's worker seed is not drawn from the global
-        # RNG, so a resumed run's dropout stream matches the uninterrupted run's.
-        generator = torch.Generator().manual_seed(self.cfg.seed * 7919 + self.step)
+        # RNG, so a resumed run's dropout stream matches the uninterrupted run's;
+        # one per rank, so that the ranks' workers draw different augmentations.
+        seed = self.cfg.seed * 7919 + self.step + 104_729 * self.rank
+        generator = torch.Generator().manual_seed(seed)
         return DataLoader(
             dataset, batch_sampler=sampler, num_workers=self.cfg.num_workers,
             collate_fn=collate, pin_memory=self.device.type == "cuda", generator=generator,
@@ -416,8 +430,8 @@ class Trainer:
             self.step += 1
             images_seen += batch["image"].shape[0] * self.world
             if self.step % LOG_EVERY == 0 or self.step == self.total_steps:
+                value = loss.item()  # waits for the step, so the rate below is its true one
                 rate = images_seen / (time.perf_counter() - start)
-                value = loss.item()
                 bar.set_postfix(loss=f"{value:.3f}", img_s=f"{rate:.1f}")
                 self._log_losses(value, parts, rate)
             bar.update(1)
@@ -427,13 +441,17 @@ class Trainer:
             if self.step % save_every == 0:
                 self.train_seconds = seconds_before + time.perf_counter() - start
                 self.save()
+            del outputs, loss, parts  # else they stay alive through the next forward pass
         bar.close()
-        train_seconds = time.perf_counter() - start
+        train_seconds = time.perf_counter() - start if images_seen else 0.0
         self.train_seconds = seconds_before + train_seconds
         self.save()
         metrics = self._log_eval()
-        result = self._final(metrics, images_seen / max(train_seconds, 1e-9))
-        return result
+        if images_seen:
+            rate = images_seen / max(train_seconds, 1e-9)
+        else:  # a finished run fitted again: the rate of its earlier invocations
+            rate = self.step * cfg.batch_size * self.world / max(self.train_seconds, 1e-9)
+        return self._final(metrics, rate)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, dict[str, float]]:
