@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import os
 import platform
@@ -294,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python", "benchmarks/gpu_report.py", *(argv or sys.argv[1:])])
     failed = []
     for name in parts:
+        gc.collect()  # the last part's models gone, and their cached GPU memory returned:
+        if torch.cuda.is_available():  # the notebook part trains in a process of its own
+            torch.cuda.empty_cache()
         print(f"[{name}] ...", flush=True)
         start = time.perf_counter()
         stamp = {"device": device_name(args.device), "torch": torch.__version__,

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from vmtlib.__main__ import main
 from vmtlib.analysis import task_set
@@ -66,6 +67,18 @@ def test_gpu_profile_ranks_operators_and_counts_each_kernel_once() -> None:
     assert [e["name"] for e in top] == ["aten::mm", "aten::add"]
     assert [e["share"] for e in top] == [0.75, 0.25]
     assert top[0]["ms_per_step"] == 1.5 and top[0]["calls_per_step"] == 2
+
+
+def test_each_compiled_row_starts_from_an_empty_graph_cache(monkeypatch) -> None:
+    resets = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
+    monkeypatch.setattr(torch, "compile", lambda model: model)  # the plumbing, not inductor
+    for tasks in (1, 2):
+        row = run_benchmark(BenchConfig(method="vmt_adapter", backbone="swin_nano",
+                                        num_tasks=tasks, img_size=32, batch_size=1, steps=1,
+                                        warmup=0, device="cpu", compile=True))
+        assert row["compile"] and row["train_images_per_second"] > 0
+    assert len(resets) == 2
 
 
 def test_cli_writes_json(tmp_path, capsys) -> None:

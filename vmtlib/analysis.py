@@ -637,12 +637,23 @@ class _StepBench:
         return time.perf_counter() - start
 
     def memory(self) -> tuple[float, str]:
-        """(MB, kind): the CUDA peak of a training step, else the estimate."""
+        """(MB, kind): a training step's CUDA peak, else the estimate.
+
+        On CUDA the other task counts' benches are alive too, so the peak is
+        taken above what was allocated before the step, and this bench's own
+        tensors (weights, Adam's state, the batch) are added to it.
+        """
         if self.device.type == "cuda":
             self.opt.zero_grad(set_to_none=True)
+            state = [t for s in self.opt.state.values() for t in s.values() if torch.is_tensor(t)]
+            own = sum(t.numel() * t.element_size() for t in (
+                *self.model.parameters(), *self.model.buffers(), *state, self.images,
+                *self.batch.values()))
+            before = torch.cuda.memory_allocated(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self.train_step()
-            return torch.cuda.max_memory_allocated(self.device) / 2**20, "cuda_peak"
+            peak = torch.cuda.max_memory_allocated(self.device) - before
+            return (own + peak) / 2**20, "cuda_peak"
         self.model.train()
         storages, hook = _saved_bytes_hook()
         with hook:
@@ -706,10 +717,11 @@ def measure_latency(
     Returns one row per (method, T): ``{"method", "one_pass", "T", "device",
     "train_ms", "train_ms_median", "infer_ms", "infer_ms_median",
     "train_ratio", "infer_ratio", "memory_mb", "memory_kind"}``; the ratios
-    are to the smallest T of the same method. The memory is
-    ``torch.cuda.max_memory_allocated`` of a training step on a GPU
-    (``"cuda_peak"``) and the saved-activation + weight/gradient/Adam estimate
-    elsewhere (``"estimate"``, see the module docstring).
+    are to the smallest T of the same method. The memory is, on a GPU, a
+    training step's ``torch.cuda.max_memory_allocated`` above what was
+    allocated before it plus the bench's weights, Adam state and batch
+    (``"cuda_peak"``), and elsewhere the saved-activation + weight/gradient/Adam
+    estimate (``"estimate"``, see the module docstring).
     """
     device = torch.device(device)
     methods = list(methods) if methods is not None else available_methods()
