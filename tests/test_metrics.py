@@ -187,6 +187,15 @@ def test_true_rmse_differs_from_mean_and_invalid_pixels_are_skipped():
     assert (out["11.25"], out["22.5"], out["30"]) == (50.0, 50.0, 50.0)
 
 
+def test_a_zero_prediction_has_no_direction_and_scores_90_degrees():
+    m = TaskMeter("normals")
+    pred = torch.cat([torch.zeros(1, 3, 2, 4), facing(h=2)], dim=2)  # 8 px zero, 8 px right
+    m.update(pred, facing(h=4))
+    out = m.compute()
+    assert out["mean"] == pytest.approx(45.0, abs=1e-4)
+    assert (out["11.25"], out["22.5"], out["30"]) == (50.0, 50.0, 50.0)
+
+
 def test_empty_normals_meter_is_nan():
     out = TaskMeter("normals").compute()
     assert set(out) == {"mean", "median", "rmse", "11.25", "22.5", "30"}
@@ -221,19 +230,30 @@ def test_merged_meters_equal_one_meter_over_everything():
         a["semseg"].merge(TaskMeter("human_parts"))
 
 
-def test_all_reduce_in_a_one_process_group(tmp_path):
-    m = make_meters(("semseg", "normals"))
-    _feed({**m, "sal": TaskMeter("sal")}, 0)
-    before = {t: x.compute() for t, x in m.items()}
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
-                            world_size=1)
+def _reduce_worker(rank: int, store: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
+        m = make_meters(("semseg", "sal", "normals"))
+        _feed(m, rank)  # each rank its own batches
         for x in m.values():
             x.all_reduce_()
+        torch.save({t: x.compute() for t, x in m.items()}, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
-    for t, x in m.items():
-        assert x.compute() == pytest.approx(before[t])
+
+
+def test_all_reduce_over_two_ranks_equals_one_meter_over_both(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_reduce_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    whole = make_meters(("semseg", "sal", "normals"))
+    _feed(whole, 0)
+    _feed(whole, 1)
+    for rank in (0, 1):
+        reduced = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
+        for t, x in whole.items():
+            assert reduced[t] == pytest.approx(x.compute()), (rank, t)
 
 
 def test_reset_and_state_keys():

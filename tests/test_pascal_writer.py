@@ -53,6 +53,7 @@ def test_human_parts_mat_has_the_pascal_part_struct_layout(tiny):
             if not want.parts:
                 assert len(o[3]) == 0
                 continue
+            assert len(o[3][0]) == len(want.parts)
             for p, wp in zip(o[3][0], want.parts):
                 assert p[0][0] == wp.name and np.array_equal(p[1], wp.mask)
                 names_seen.add(str(p[0][0]))

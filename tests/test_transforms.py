@@ -145,7 +145,21 @@ def test_presets_on_a_synthetic_sample_and_generator_determinism():
     assert isinstance(train_transform(), Compose) and "Resize(512)" in repr(val_transform())
 
 
-def test_random_scale_rotate_draws_within_range():
+def test_random_scale_rotate_draws_the_protocols_ranges(monkeypatch):
+    import vmtlib.data.transforms as transforms
+
+    draws = []
+    monkeypatch.setattr(transforms, "scale_rotate", lambda s, sc, d: draws.append((sc, d)) or s)
+    t = RandomScaleRotate(generator=torch.Generator().manual_seed(0))
+    for _ in range(400):
+        t(sphere(8, 10.0))
+    scales, degrees = zip(*draws)
+    assert 0.75 <= min(scales) < 0.77 and 1.23 < max(scales) <= 1.25
+    assert -20 <= min(degrees) < -19 and 19 < max(degrees) <= 20
+    assert "RandomScaleRotate(scale=(0.75, 1.25), degrees=20.0)" in repr(train_transform())
+
+
+def test_random_scale_rotate_of_nothing_is_the_identity():
     t = RandomScaleRotate((1.0, 1.0), degrees=0.0)
     s = sphere(32, 10.0)
     out = t(s)

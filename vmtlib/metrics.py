@@ -16,13 +16,16 @@ The protocol of the MTI-Net / MTLoRA line of work (``pascal_context_format.md``)
   ``sigmoid > t`` against the label over valid pixels (1 when both are empty);
   mIoU is the max over ``t`` of the mean over images (the papers' "Sal."). maxF
   is the max over ``t`` of ``(1 + b2) P R / (b2 P + R)`` with P and R the
-  per-image precision and recall averaged over images (MTI-Net's evaluation,
-  ``b2 = 1``; without predicted positives P = 1 if the label has none either, else 0;
-  R = 1 without labelled positives).
+  per-image precision and recall averaged over images (MTI-Net's measure,
+  ``b2 = 1``). On an image without positives our conventions are not MTI-Net's
+  (whose code gives P = R = 0 there): without predicted positives P = 1 if the
+  label has none either, else 0; R = 1 without labelled positives, so an empty
+  image predicted empty counts as perfect.
   Images whose pixels are all ignored are skipped.
 * **normals** -> ``{"mean", "median", "rmse", "11.25", "22.5", "30"}``: the angle
   in degrees between the L2-normalised prediction and the label over valid pixels
-  (label not all-zero), ``atan2(|p x t|, p . t)`` (exact also for tiny angles);
+  (label not all-zero), ``atan2(|p x t|, p . t)`` (exact also for tiny angles; a
+  zero prediction, which has no direction, scores 90 degrees);
   mean (the papers' "mErr"), a **true** RMSE ``sqrt(mean(angle^2))`` (not the mean
   error some codebases call rmse), and the percentage of pixels with angle
   ``< 11.25, 22.5, 30``. The median comes from a histogram of 0.01-degree bins over
@@ -289,13 +292,21 @@ class NormalsMeter(TaskMeter):
 
     @staticmethod
     def angles(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Angles in degrees (1-D, valid pixels only) between B x 3 x H x W fields."""
+        """Angles in degrees (1-D, valid pixels only) between B x 3 x H x W fields.
+
+        A zero prediction has no direction and scores 90 degrees, the mean angle
+        of a random direction (normalising it would give the zero vector, and
+        ``atan2(0, 0)`` a perfect 0).
+        """
         valid = target.abs().sum(1) > 0
-        p = F.normalize(pred.float(), dim=1).permute(0, 2, 3, 1)[valid]
+        p = pred.float().permute(0, 2, 3, 1)[valid]
         t = F.normalize(target.float(), dim=1).permute(0, 2, 3, 1)[valid]
+        length = p.norm(dim=1)
+        p = p / length.clamp_min(1e-12)[:, None]
         cross = torch.linalg.cross(p, t, dim=1).norm(dim=1)
         dot = (p * t).sum(1)
-        return torch.rad2deg(torch.atan2(cross, dot))
+        angle = torch.rad2deg(torch.atan2(cross, dot))
+        return torch.where(length > 0, angle, torch.full_like(angle, 90.0))
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
