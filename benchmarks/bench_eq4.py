@@ -24,7 +24,8 @@ kept, the one least disturbed by other work on a shared machine. A CPU's
 memory bandwidth is large next to its arithmetic, so the element-wise part
 weighs more on a GPU.
 
-Run: ``python benchmarks/bench_eq4.py [--img-size 512] [--batch-size 1]``.
+Run: ``python benchmarks/bench_eq4.py [--img-size 512] [--batch-size N] [--device cuda]``
+(on a GPU: bf16 autocast, batch 12 by default).
 Prints a line per order and writes ``benchmarks/results/eq4.json``.
 """
 
@@ -84,24 +85,34 @@ def textbook_order(model_class: type = VMTAdapter) -> Iterator[None]:
 ORDERS = {"textbook": textbook_order, "fused": contextlib.nullcontext}
 
 
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def encoder_step_seconds(backbone: str, img_size: int, batch_size: int, steps: int,
-                         repeats: int) -> dict[str, dict[int, float]]:
-    """The fastest sample's seconds per encoder training step, ``{order: {T: s}}``."""
+                         repeats: int, device: torch.device
+                         ) -> dict[str, dict[int, float]]:
+    """The fastest sample's seconds per encoder training step, ``{order: {T: s}}``
+    (on CUDA under bf16 autocast, as the Trainer trains)."""
     torch.manual_seed(0)
-    images = torch.randn(batch_size, 3, img_size, img_size)
+    gpu = device.type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if gpu else contextlib.nullcontext()
+    images = torch.randn(batch_size, 3, img_size, img_size, device=device)
     steps_of: dict[int, Any] = {}
     for count in TASK_COUNTS:
         model = build_model("vmt_adapter", backbone=backbone, tasks=task_set(count),
-                            img_size=img_size).train()
+                            img_size=img_size).train().to(device)
         with torch.no_grad():  # trained-like values: F != 0 and tasks differ
             for p in model.encoder.adapters.parameters():
                 p.add_(0.01 * torch.randn_like(p))
-        with torch.no_grad():
-            shapes = [f.shape for fs in model.encoder(images).values() for f in fs]
-        grads = [torch.randn(s) for s in shapes]
+        with torch.no_grad(), autocast:
+            feats = [f for fs in model.encoder(images).values() for f in fs]
+        grads = [torch.randn_like(f) for f in feats]
 
         def step(encoder=model.encoder, grads=grads) -> None:
-            feats = [f for fs in encoder(images).values() for f in fs]
+            with autocast:
+                feats = [f for fs in encoder(images).values() for f in fs]
             torch.autograd.backward(feats, grads)
 
         steps_of[count] = step
@@ -112,9 +123,11 @@ def encoder_step_seconds(backbone: str, img_size: int, batch_size: int, steps: i
             with installed():
                 for count, step in steps_of.items():
                     step()  # warm-up
+                    sync(device)
                     start = time.perf_counter()
                     for _ in range(steps):
                         step()
+                    sync(device)
                     samples[order][count].append((time.perf_counter() - start) / steps)
     return {o: {t: min(v) for t, v in by_t.items()} for o, by_t in samples.items()}
 
@@ -123,16 +136,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="swin_tiny")
     parser.add_argument("--img-size", type=int, default=512)
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: 12 on a GPU (the papers'), 1 on a CPU")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per sample")
     parser.add_argument("--repeats", type=int, default=5, help="samples per order and T")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if args.batch_size is None:
+        args.batch_size = 12 if device.type == "cuda" else 1
 
     seconds = encoder_step_seconds(args.backbone, args.img_size, args.batch_size,
-                                   args.steps, args.repeats)
+                                   args.steps, args.repeats, device)
     rows = []
     for order, by_t in seconds.items():
         growth = {t: by_t[t] / by_t[1] - 1 for t in TASK_COUNTS[1:]}
@@ -143,7 +161,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               + "  growth: " + "  ".join(f"T={t} {100 * g:+.1f}%" for t, g in growth.items()))
     report = {
         "config": {**{k: v for k, v in vars(args).items() if k != "out"},
-                   "device": "cpu", "torch": torch.__version__,
+                   "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                                   else "cpu"),
+                   "torch": torch.__version__,
                    "command": " ".join(["python", "benchmarks/bench_eq4.py",
                                         *(sys.argv[1:] if argv is None else argv)]),
                    "date": datetime.date.today().isoformat()},
