@@ -18,6 +18,7 @@ from vmtlib.analysis import (
     cost_table,
     decoder_flops,
     forward_flops,
+    is_task_indexed,
     iter_results,
     load_ablation,
     model_cost,
@@ -141,6 +142,26 @@ def test_shared_parameters_per_method() -> None:
     assert set(shared_parameters(shared_adapter)) == adapter_params
     assert shared_parameters(multiple) == {}  # one copy per task: nothing shared (O(T))
     assert len(shared_parameters(full)) == sum(1 for p in full.encoder.parameters())
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_task_indexed_tensors_are_exactly_those_whose_first_dimension_is_t(method) -> None:
+    """A tensor of one row per task is recognised by name; built for 3 and 4 tasks,
+    exactly the tensors whose first dimension follows T must be the recognised ones."""
+    with torch.device("meta"):
+        four, three = (dict(build_model(method, tasks=task_set(t), **NANO)
+                            .encoder.named_parameters()) for t in (4, 3))
+    follows_t = {n for n, p in four.items() if p.requires_grad and p.dim() and p.shape[0] == 4
+                 and n in three and three[n].shape[0] == 3}
+    recognised = {n for n, p in four.items() if p.requires_grad and is_task_indexed(n, p, 4)
+                  and "tasks." not in n}  # MTLoRA's per-task module list: by its name
+    assert recognised == follows_t
+
+
+def test_compacters_rules_are_shared_by_every_task() -> None:
+    with torch.device("meta"):
+        compacter = build_model("compacter", **NANO)  # rules: (n, n, n) with n = 4 = T
+    assert "encoder.rules" in shared_parameters(compacter)
 
 
 def test_shared_parameters_from_the_losses_graph_match_the_probe() -> None:

@@ -21,8 +21,9 @@ scale-free:
 What counts as *shared* (:func:`shared_parameters`): the trainable encoder
 parameters that **every** task's loss reaches through the autograd graph, minus
 the task-indexed tensors whose rows belong to the tasks (VMT-Adapter's alpha
-and gamma of Eq. 4, Hyperformer's task embeddings, Compacter's per-task rules,
-per-task prompts) and the per-task module lists that the graph connects to
+and gamma of Eq. 4, Hyperformer's and Polyhistor's task embeddings,
+Polyhistor-Lite's scaling kernels and gains, per-task prompts; Compacter's rules
+are shared by every task) and the per-task module lists that the graph connects to
 every task although each task uses only its own entry (MTLoRA's
 task-specific LoRAs, ``...tasks.<i>...``, run stacked along the batch). These
 two are recognised by name (``TASK_INDEXED_NAMES``, ``TASK_MODULE_LISTS``);
@@ -111,7 +112,12 @@ ABLATION_JSON = RESULTS / "ablation.json"
 COMPARE_JSON = RESULTS / "compare.json"
 
 # Attribute names of task-indexed tensors: dimension 0 indexes the tasks.
-TASK_INDEXED_NAMES: tuple[str, ...] = ("alpha", "gamma", "task_embeddings", "rules", "prompts")
+TASK_INDEXED_NAMES: tuple[str, ...] = (
+    "alpha", "gamma",  # VMT-Adapter's Eq. 4
+    "task_embeddings",  # Hyperformer, Polyhistor
+    "kernels", "pre_gain", "pre_shift", "post_gain", "post_shift",  # Polyhistor-Lite
+    "prompts",  # VPT
+)
 # Names of per-task module lists (``<name>.<task index>.``) that the autograd graph
 # may connect to every task although each task's values use only its own entry
 # (MTLoRA's task-specific LoRAs run stacked along the batch dimension).
@@ -142,7 +148,9 @@ def _reached_leaves(roots: Iterable[torch.Tensor]) -> set[int]:
     return leaves
 
 
-def _is_task_indexed(name: str, param: torch.Tensor, num_tasks: int) -> bool:
+def is_task_indexed(name: str, param: torch.Tensor, num_tasks: int) -> bool:
+    """Whether ``param`` (an encoder parameter called ``name``) holds one row per task
+    (``TASK_INDEXED_NAMES``) or belongs to one task's entry of a per-task module list."""
     parts = name.split(".")
     in_task_list = any(
         a in TASK_MODULE_LISTS and b.isdigit() and int(b) < num_tasks
@@ -199,7 +207,7 @@ def shared_parameters(
         n: p
         for n, p in candidates.items()
         if id(p) in reached
-        and not _is_task_indexed(n, p, len(tasks))
+        and not is_task_indexed(n, p, len(tasks))
         and not any(pat.search(n) for pat in patterns)
     }
 

@@ -19,15 +19,17 @@ before ``proj`` and g = GELU, the last block computes
 
 that is, each task stream reuses the shared stream's outputs of ``proj``,
 ``fc1`` and ``fc2`` and adds only a low-rank correction computed from its
-own input (MTLoRA's public code, ``shared_mode='matrixv2'``). That is why
+own input (``shared_mode='matrixv2'`` of MTLoRA's public code). That is why
 MTLoRA stays one pass (O(1)): per extra task the encoder adds one LayerNorm
 (LN2), a GELU and three rank-4 products in four blocks; every other block, the
-patch mergings and all attention are shared by all tasks. (The code's
-default ``'matrix'`` drops the shared TA-LoRA output from the task streams,
-which leaves the TA-LoRA of ``proj`` and ``fc2`` in the very last block
-without any gradient, since no decoder reads stage 4's shared stream; the
-parameter count is the same.) With every B zero at start, every task
-stream starts equal to the shared stream, i.e. the pretrained network.
+patch mergings and all attention are shared by all tasks. ``'matrixv2'`` is a
+deliberate choice: the code's default ``'matrix'``, which its released
+configurations keep (``mtlora_tiny_448_r64_scale4_pertask.yaml`` included),
+drops the shared TA-LoRA output from the task streams, which leaves the TA-LoRA
+of ``fc2`` in the very last block without any gradient, since no decoder reads
+stage 4's shared stream; the parameter count is the same. With every B zero at
+start, every task stream starts equal to the shared stream, i.e. the
+pretrained network.
 
 Trainable besides the LoRAs (MTLoRA's ``mark_only_lora_as_trainable`` with
 its defaults): the patch embedding, every LayerNorm, the patch-merging
