@@ -44,7 +44,7 @@ from unittest import mock
 import torch
 
 from vmtlib import build_model
-from vmtlib.analysis import task_set, write_json_atomic
+from vmtlib.analysis import sync_device, task_set, write_json_atomic
 from vmtlib.methods.vmt_adapter import KnowledgeExtraction, VMTAdapter
 
 RESULTS = Path(__file__).parent / "results" / "eq4.json"
@@ -85,11 +85,6 @@ def textbook_order(model_class: type = VMTAdapter) -> Iterator[None]:
 ORDERS = {"textbook": textbook_order, "fused": contextlib.nullcontext}
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def encoder_step_seconds(backbone: str, img_size: int, batch_size: int, steps: int,
                          repeats: int, device: torch.device
                          ) -> dict[str, dict[int, float]]:
@@ -123,11 +118,11 @@ def encoder_step_seconds(backbone: str, img_size: int, batch_size: int, steps: i
             with installed():
                 for count, step in steps_of.items():
                     step()  # warm-up
-                    sync(device)
+                    sync_device(device)
                     start = time.perf_counter()
                     for _ in range(steps):
                         step()
-                    sync(device)
+                    sync_device(device)
                     samples[order][count].append((time.perf_counter() - start) / steps)
     return {o: {t: min(v) for t, v in by_t.items()} for o, by_t in samples.items()}
 

@@ -604,7 +604,8 @@ def copies_loss(
     return total, per  # type: ignore[return-value]
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
+    """Wait for ``device``'s queued work (CUDA); nothing to wait for on a CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -633,7 +634,7 @@ class _StepBench:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        _sync(self.device)
+        sync_device(self.device)
         return time.perf_counter() - start
 
     def infer(self) -> float:
@@ -641,7 +642,7 @@ class _StepBench:
         start = time.perf_counter()
         with torch.inference_mode():
             self.model(self.images)
-        _sync(self.device)
+        sync_device(self.device)
         return time.perf_counter() - start
 
     def memory(self) -> tuple[float, str]:

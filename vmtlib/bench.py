@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from vmtlib.analysis import task_set
+from vmtlib.analysis import sync_device, task_set
 from vmtlib.losses import multitask_loss
 from vmtlib.model import build_model, count_parameters
 from vmtlib.tasks import get_task
@@ -92,11 +92,6 @@ def random_batch(tasks: tuple[str, ...], batch: int, size: int, device: torch.de
     return {k: v.to(device) for k, v in out.items()}
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     """Train- and inference-throughput (images/s) and peak memory for one setting."""
     cfg = cfg.resolved()
@@ -141,11 +136,11 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
             step()
         if gpu:
             torch.cuda.reset_peak_memory_stats(device)
-        _sync(device)
+        sync_device(device)
         start = time.perf_counter()
         for _ in range(cfg.steps):
             step()
-        _sync(device)
+        sync_device(device)
         seconds = (time.perf_counter() - start) / cfg.steps
         results[f"{name}_images_per_second"] = cfg.batch_size / seconds
         results[f"{name}_step_seconds"] = seconds
@@ -181,7 +176,7 @@ def profile_step(step: Callable[[], None], steps: int, device: torch.device, top
     with profile(activities=activities) as prof:
         for _ in range(steps):
             step()
-        _sync(device)
+        sync_device(device)
     return top_operators(prof.key_averages(), steps, gpu, top)
 
 
