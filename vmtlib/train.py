@@ -89,6 +89,7 @@ class TrainConfig:
     tasks: tuple[str, ...] = ALL_TASKS
     method_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     decoder: str = "segformer"
+    decoder_dim: int | None = None  # None: the backbone's (SwinConfig.decoder_dim)
     img_size: int = 128
     batch_size: int = 12
     steps: int | None = None
@@ -100,6 +101,7 @@ class TrainConfig:
     eval_batches: int | None = None  # None: the whole validation split
     train_size: int = 20_000  # synthetic scenes per "epoch"
     val_size: int = 256
+    val_seed: int = 2  # the held-out synthetic scenes (training scenes are seed 1)
     seed: int = 0
     num_workers: int = 0
     out: str = "runs/latest"
@@ -107,6 +109,7 @@ class TrainConfig:
     compile: bool = False
     progress: bool = True
     device: str = "auto"  # auto (CUDA when available) | cpu | cuda | cuda:1 ...
+    bf16: bool | None = None  # bfloat16 autocast; None: on CUDA only
 
     def __post_init__(self) -> None:
         self.tasks = parse_tasks(self.tasks)
@@ -163,7 +166,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
     """Train and validation datasets of ``cfg.data`` at ``cfg.img_size``."""
     if cfg.data == "synthetic":
         train = SyntheticScenes(cfg.train_size, size=cfg.img_size, seed=1)
-        val = SyntheticScenes(cfg.val_size, size=cfg.img_size, seed=2)
+        val = SyntheticScenes(cfg.val_size, size=cfg.img_size, seed=cfg.val_seed)
         return train, val
     root = Path(cfg.data)
     train = PascalContext(root, "train", cfg.tasks, transform=train_transform(cfg.img_size,
@@ -287,7 +290,8 @@ class Trainer:
         seed_everything(cfg.seed)
         self.model = build_model(
             cfg.method, backbone=cfg.backbone, tasks=cfg.tasks, pretrained=cfg.pretrained,
-            decoder=cfg.decoder, img_size=cfg.img_size, **cfg.method_kwargs,
+            decoder=cfg.decoder, decoder_dim=cfg.decoder_dim, img_size=cfg.img_size,
+            **cfg.method_kwargs,
         ).to(self.device)
         self.weights = weights_fingerprint(cfg.backbone, cfg.pretrained)  # what was loaded
         if self.device.type == "cuda":
@@ -384,8 +388,9 @@ class Trainer:
         )
 
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        bf16 = self.device.type == "cuda" if self.cfg.bf16 is None else self.cfg.bf16
+        if bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
