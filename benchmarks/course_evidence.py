@@ -240,7 +240,8 @@ def markdown(summary: dict[str, Any]) -> str:
             return f"{ci['mean']:.2f}"
         return f"{ci['mean']:.2f} ± {ci['half']:.2f}"
 
-    lines = ["| method | lr | seeds | semseg mIoU | parts mIoU | sal mIoU | normals mErr | Δm (%) |",
+    lines = ["| method | lr | seeds | semseg mIoU | parts mIoU | sal mIoU | normals mErr "
+             "| Δm (%) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, row in summary["methods"].items():
         lines.append(f"| {name} | {row['lr']:g} | {len(row['seeds'])} | {cell(row['semseg'])} "
