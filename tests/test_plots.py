@@ -146,3 +146,36 @@ def test_tradeoff_labels_of_a_cluster_do_not_overlap() -> None:
     leaders = [t for t in ax.texts if t.arrow_patch is not None]
     assert leaders and all(abs(t.xyann[1]) > 9 for t in leaders)
     plt.close(fig)
+
+
+def test_kronecker_tiles_have_the_rank_of_the_number_of_terms() -> None:
+    import numpy as np
+    import torch
+
+    from vmtlib.plots import kronecker_tiles, plot_scaling_kernels, plot_vmt_adapter
+
+    gen = torch.Generator().manual_seed(0)
+    weights, scales = [], (1, 2, 4)
+    for s in scales:
+        weights.append(sum(torch.kron(torch.randn(6, 5, generator=gen, dtype=torch.float64),
+                                      torch.randn(s, s, generator=gen, dtype=torch.float64))
+                           for _ in range(s)))
+    for w, s in zip(weights, scales):
+        tiles = kronecker_tiles(w, s)
+        assert tiles.shape == (30, s * s)
+        assert np.linalg.matrix_rank(tiles) == s
+    try:
+        kronecker_tiles(torch.zeros(6, 7), 2)
+    except ValueError as err:
+        assert "2 x 2 tiles" in str(err)
+    else:
+        raise AssertionError("a weight that is not made of tiles must be refused")
+    fig = plot_scaling_kernels(weights, scales, zoom_tiles=2)
+    assert len(fig.axes) == 2 and fig.axes[0].images[0].get_array().shape == (8, 8)
+    assert len(fig.axes[1].lines) == len(scales)
+    plt.close(fig)
+    fig = plot_vmt_adapter(("semseg", "sal"))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert sum(t.startswith("decoder ") for t in texts) == 2
+    assert sum("alpha" in t for t in texts) == 2  # one task module per task
+    plt.close(fig)
