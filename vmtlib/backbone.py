@@ -13,9 +13,9 @@ Weights (``pretrained``):
 
 - ``False``: random initialisation (timm's).
 - ``True``: timm's ImageNet weights through the HuggingFace hub; for
-  ``swin_nano`` the weights the repository ships (stages 0-1 pretrained by
-  ``scripts/pretrain_swin_nano.py`` on a synthetic objective, stages 2-3 at
-  their seed-0 initialisation; ``vmtlib/weights/README.md`` says why).
+  ``swin_nano`` the weights the repository ships (stages 0-1 pretrained on a
+  synthetic objective, stages 2-3 at their seed-0 initialisation;
+  ``vmtlib/weights/README.md`` says how they were made and why).
 - a path: a local file, either an official Swin ``.pth`` (key ``model``,
   downsample at the end of a stage) or a timm ``.safetensors`` / ``.pth``
   state dict. This is how offline clusters work.
@@ -173,9 +173,8 @@ def take_stages(source: dict[str, torch.Tensor], base: dict[str, torch.Tensor],
 
     Stage ``s`` is every key under ``layers.s.`` (its blocks and the patch merging
     at its start, timm's layout); the patch embedding belongs to stage 0. This is
-    how the shipped ``swin_nano`` keeps only stages 0-1 of its pretraining
-    (``scripts/pretrain_swin_nano.py``) and how ``scripts/probe_transfer.py``'s
-    ``reset`` specs put stages back to their initialisation.
+    how ``scripts/probe_transfer.py``'s ``reset`` specs put stages back to their
+    initialisation, to show what each pretrained stage carries.
     """
     def stage(key: str) -> int:
         return int(key.split(".")[1]) if key.startswith("layers.") else 0
