@@ -162,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--json", default=None, help="also write the rows to this file")
     b.set_defaults(func=_bench)
 
+    from vmtlib.commands import data, export, predict
+
+    for command in (export, predict, data):
+        command.add_parser(sub)
+
     args = parser.parse_args(argv)
     try:
         return args.func(args)
