@@ -108,7 +108,7 @@ def test_perfect_and_empty_saliency():
     target = torch.zeros(2, 4, 4, dtype=torch.long)
     target[0, :2] = 1  # image 1 has no salient pixel at all
     m.update(target[:, None].float() * 20 - 10, target)
-    assert m.compute() == {"mIoU": 100.0, "maxF": 100.0}
+    assert m.compute() == {"mIoU": 100.0, "maxF": 100.0, "maxF_beta2_0.3": 100.0}
     # empty label, everything predicted salient: IoU 0; empty prediction on a non-empty label: 0
     bad = TaskMeter("sal")
     bad.update(torch.full((1, 1, 4, 4), 10.0), torch.zeros(1, 4, 4, dtype=torch.long))
@@ -136,6 +136,20 @@ def test_saliency_max_f_known_value():
     out = m.compute()
     assert out["mIoU"] == pytest.approx(50.0)
     assert out["maxF"] == pytest.approx(100 * 2 * 0.5 / 1.5)
+    assert out["maxF_beta2_0.3"] == pytest.approx(100 * 1.3 * 0.5 / (0.3 * 0.5 + 1))
+
+
+def test_saliency_max_f_beta2_03_weighs_precision_and_picks_its_own_threshold():
+    """Probabilities 0.95, 0.27 (salient) and 0.33, 0.01 (not). At t = 0.2, 0.25 three
+    pixels are predicted: P 2/3, R 1; at t >= 0.35 one: P 1, R 1/2. beta^2 = 1 prefers the
+    first (F 0.8 against 0.667), beta^2 = 0.3 the second (0.8125 against 0.722)."""
+    target = torch.tensor([[[1, 1, 0, 0]]])
+    logits = torch.logit(torch.tensor([[[[0.95, 0.27, 0.33, 0.01]]]], dtype=torch.float64))
+    m = TaskMeter("sal")
+    m.update(logits, target)
+    out = m.compute()
+    assert out["maxF"] == pytest.approx(80.0)
+    assert out["maxF_beta2_0.3"] == pytest.approx(100 * 1.3 * 0.5 / (0.3 + 0.5))
 
 
 def test_sigmoid_is_applied_exactly_once():

@@ -162,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--json", default=None, help="also write the rows to this file")
     b.set_defaults(func=_bench)
 
+    from vmtlib.commands import data, export, native_eval, predict
+
+    for command in (export, predict, data):
+        command.add_parser(sub)
+    native_eval.extend(sub.choices["eval"])
+
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -11,13 +11,15 @@ The protocol of the MTI-Net / MTLoRA line of work (``pascal_context_format.md``)
   every class occurs, so this equals the mean over all 21 / 7 classes; on data
   with fewer classes (the synthetic scenes use 11 of the 21 VOC ids) it does not
   punish the model for classes that cannot occur.
-* **sal** -> ``{"mIoU", "maxF"}``: the sigmoid is applied once to the logits; for
+* **sal** -> ``{"mIoU", "maxF", "maxF_beta2_0.3"}``: the sigmoid is applied once to the logits; for
   each threshold ``t`` in ``linspace(0.2, 0.9, 15)`` and each image, ``IoU_t`` of
   ``sigmoid > t`` against the label over valid pixels (1 when both are empty);
   mIoU is the max over ``t`` of the mean over images (the papers' "Sal."). maxF
   is the max over ``t`` of ``(1 + b2) P R / (b2 P + R)`` with P and R the
   per-image precision and recall averaged over images (MTI-Net's measure,
-  ``b2 = 1``). On an image without positives our conventions are not MTI-Net's
+  ``b2 = 1``); ``maxF_beta2_0.3`` is the same with ``b2 = 0.3``, the weighting of
+  MTI-Net's and InvPT's saliency tables (precision counts more). On an image
+  without positives our conventions are not MTI-Net's
   (whose code gives P = R = 0 there): without predicted positives P = 1 if the
   label has none either, else 0; R = 1 without labelled positives, so an empty
   image predicted empty counts as perfect.
@@ -219,6 +221,16 @@ class SegmentationMeter(TaskMeter):
         return {"mIoU": miou}
 
 
+SAL_MAXF_03 = "maxF_beta2_0.3"
+"""The key of saliency maxF with beta^2 = 0.3 (MTI-Net, InvPT) beside ``maxF`` (beta^2 = 1)."""
+
+
+def f_max(precision: torch.Tensor, recall: torch.Tensor, beta2: float) -> float:
+    """``max_t (1 + b2) P_t R_t / (b2 P_t + R_t)`` in percent, over thresholds t."""
+    f = (1 + beta2) * precision * recall / (beta2 * precision + recall).clamp_min(1e-12)
+    return float(f.max()) * 100.0
+
+
 class SaliencyMeter(TaskMeter):
     """Max-over-thresholds mean per-image IoU and maxF for ``sal`` (see the module doc)."""
 
@@ -267,12 +279,12 @@ class SaliencyMeter(TaskMeter):
     def compute(self) -> dict[str, float]:
         n = int(self._state["images"])
         if n == 0:
-            return {"mIoU": math.nan, "maxF": math.nan}
+            return {"mIoU": math.nan, "maxF": math.nan, SAL_MAXF_03: math.nan}
         miou = self._state["iou_sum"] / n
         p = self._state["precision_sum"] / n
         r = self._state["recall_sum"] / n
-        f = (1 + self.beta2) * p * r / (self.beta2 * p + r).clamp_min(1e-12)
-        return {"mIoU": float(miou.max()) * 100.0, "maxF": float(f.max()) * 100.0}
+        return {"mIoU": float(miou.max()) * 100.0, "maxF": f_max(p, r, self.beta2),
+                SAL_MAXF_03: f_max(p, r, 0.3)}
 
 
 class NormalsMeter(TaskMeter):

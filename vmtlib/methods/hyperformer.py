@@ -185,4 +185,6 @@ class Hyperformer(ConditionedPerTaskMethod):
 
     def condition(self, task: int) -> torch.Tensor:
         """z_t: the projected embedding of task ``task``."""
-        return self.task_mlp(self.task_embeddings[task])
+        # a copy, not a view: under no_grad a view of a leaf still requires grad and has no
+        # grad_fn, which FlopCounterMode's module hooks reject ("Expected gradient function")
+        return self.task_mlp(self.task_embeddings[task].clone())

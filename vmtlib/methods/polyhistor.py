@@ -158,8 +158,8 @@ class Polyhistor(ConditionedPerTaskMethod):
         )
 
     def condition(self, task: int) -> torch.Tensor:
-        """V_t of task ``task``."""
-        return self.task_embeddings[task]
+        """V_t of task ``task`` (a copy: see ``Hyperformer.condition``)."""
+        return self.task_embeddings[task].clone()
 
 
 # ----------------------------------------------------------------------------- Polyhistor-Lite

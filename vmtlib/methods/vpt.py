@@ -116,11 +116,13 @@ class PromptedSwinBlock(nn.Module):
         self.state = state
 
     def active_prompts(self) -> torch.Tensor:
+        """This pass's ``(P, C)`` prompts, a copy: under ``no_grad`` a view of the leaf
+        would require grad without a grad_fn, which FlopCounterMode's hooks reject."""
         if self.prompts.shape[0] == 1:
-            return self.prompts[0]
+            return self.prompts[0].clone()
         if self.state.task is None:
             raise RuntimeError("per-task prompts were used outside a per-task pass")
-        return self.prompts[self.state.task]
+        return self.prompts[self.state.task].clone()
 
     def _attn(self, x: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
         """timm's ``SwinTransformerBlock._attn`` with prompted window attention."""
