@@ -323,10 +323,10 @@ def build_site(out: Path, root: Path = ROOT, log: Callable[[str], None] = print)
                                 if p.source is not None})
 
     home.body = markdown_to_html(opening)
-    library.body = markdown_to_html(rest)
+    library.body = f"<h1>{library.title}</h1>\n{markdown_to_html(rest)}"
     for page in others:
         page.body = markdown_to_html(page.source.read_text())
-    tables.body = "\n".join(
+    tables.body = f"<h1>{tables.title}</h1>\n" + "\n".join(
         linker.rewrite(f'<h2 id="{p.stem}">{p.name}</h2>\n<p>From <a href="{p.name}"><code>'
                        f"{p.relative_to(root)}</code></a>.</p>\n{markdown_to_html(p.read_text())}",
                        p.parent, tables)
