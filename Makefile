@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: test notebooks lint clean-venv
+.PHONY: test notebooks lint clean-venv site handout
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,10 +16,19 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --prefix $(VENV) --name vmtlib --display-name "Python (vmtlib)" > /dev/null
 	touch $(STAMP)
 
-## make test: lint, unit tests, and every notebook in its quick setting (nbval, lax)
-test: $(STAMP)
+## make test: lint, unit tests, every notebook in its quick setting (nbval, lax), and the
+## site built and checked in headless Chromium (skipped where Chromium is not installed)
+test: site
 	$(VENV)/bin/ruff check vmtlib tests benchmarks scripts notebooks
-	VMTLIB_QUICK=1 $(PY) -m pytest
+	VMTLIB_SITE_DIR=build/site VMTLIB_QUICK=1 $(PY) -m pytest
+
+## make site: the course website from the committed notebooks into build/site/ (offline)
+site: $(STAMP)
+	$(PY) scripts/build_site.py --out build/site
+
+## make handout: student copies (no outputs, no solutions) into build/handout/
+handout: $(STAMP)
+	$(PY) scripts/make_handout.py --out build/handout
 
 ## make notebooks: execute every notebook in its full setting, outputs written back
 notebooks: $(STAMP)
