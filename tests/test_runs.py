@@ -184,8 +184,9 @@ def test_trim_logs_keeps_steps_up_to_the_checkpoint(tmp_path: Path) -> None:
     for name in ("losses.jsonl", "metrics.jsonl"):
         (tmp_path / name).write_text("".join(json.dumps({"step": s}) + "\n"
                                              for s in (10, 20, 30, 20, 30)))
-    run.trim_logs(20, finished=False)
-    assert (tmp_path / "losses.jsonl").read_text().count("\n") == 3
+    run.trim_logs(20, finished=False)  # the second 20 supersedes the first, 30 is dropped
+    assert [json.loads(x)["step"] for x in (tmp_path / "losses.jsonl").read_text()
+            .splitlines()] == [10, 20]
     run.trim_logs(20, finished=True)  # the finished run's final evaluation is redone
     assert [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text()
             .splitlines()] == [10]
@@ -383,3 +384,25 @@ def test_config_file_with_flags_overriding(finished, tmp_path) -> None:
     bad.write_text(json.dumps({"batch_sise": 3}))
     with pytest.raises(ValueError, match="unknown field\\(s\\) \\['batch_sise'\\]"):
         train_config(parser.parse_args(["train", "--config", str(bad)]))
+
+
+def test_late_failures_come_first(finished, tmp_path, capsys) -> None:
+    from vmtlib.data.pascal_writer import write_tiny_pascal_mt
+
+    root = write_tiny_pascal_mt(tmp_path / "PASCAL_MT", n_train=2, n_val=1)
+    split = root / "ImageSets" / "Context" / "train.txt"
+    split.write_text(split.read_text() + "2099_999999\n")
+    code, err = run_cli(capsys, "train", *CLI_TINY, "--data", str(root), "--batch-size", "1",
+                        "--out", str(tmp_path / "p"))
+    assert code == 2 and "2099_999999" in err and not (tmp_path / "p").exists()
+    code, err = run_cli(capsys, "train", "--resume", "--out", str(finished), "--steps", "1")
+    assert code == 2 and "already at step 2, past the 1 steps" in err
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "config.json").write_bytes((finished / "config.json").read_bytes())
+    torch.save({"foo": 1}, odd / "checkpoint.pt")
+    code, err = run_cli(capsys, "train", "--resume", "--out", str(odd))
+    assert code == 2 and "is not a vmtlib checkpoint" in err
+    (tmp_path / "a_file").write_text("x")
+    code, err = run_cli(capsys, "train", *CLI_TINY, "--out", str(tmp_path / "a_file" / "run"))
+    assert code == 2 and "is a file, not a folder" in err

@@ -66,6 +66,18 @@ def build_model_of(cfg: TrainConfig, device: torch.device) -> MultiTaskModel:
     return model
 
 
+def check_split_files(dataset: Dataset) -> None:
+    """Every image id of a PASCAL_MT split has its JPEG (checked before training, not when
+    the id is first drawn); other datasets pass."""
+    if not isinstance(dataset, PascalContext):
+        return
+    missing = [i for i in dataset.ids if not dataset.path("image", i).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} id(s) of split {dataset.split!r} have no image file, e.g. "
+            f"{dataset.path('image', missing[0])} (ids {missing[:3]})")
+
+
 def build_train_set(cfg: TrainConfig) -> Dataset:
     if cfg.data == "synthetic":
         return SyntheticScenes(cfg.train_size, size=cfg.img_size, seed=1)
@@ -112,9 +124,11 @@ def evaluate_run(run_dir: str | Path, data: str | None = None) -> dict[str, Any]
     state = read_checkpoint(run.path / CHECKPOINT)
     weights = weights_fingerprint(cfg.backbone, cfg.pretrained)
     check_weights(state, run, weights, cfg.pretrained)
+    val_set = build_val_set(cfg)
+    check_split_files(val_set)
     model = build_model_of(cfg, device)
     apply_checkpoint(state, model, run.path / CHECKPOINT)
-    metrics = evaluate_model(model, build_val_set(cfg), cfg.tasks, cfg.batch_size,
+    metrics = evaluate_model(model, val_set, cfg.tasks, cfg.batch_size,
                              cfg.eval_batches, device, cfg.num_workers, cfg.seed * 7919)
     return {"run": str(run.path), "data": cfg.data, "metrics": metrics,
             "delta_m": run_delta_m(metrics, cfg)}

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import pickle
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,18 @@ def dumps(value: Any, indent: int | None = None) -> str:
 def atomic_write_bytes(path: Path, write: Any) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync, rename onto ``path``."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+    except Exception as err:
+        tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free
+        if free < 64 * 2**20:  # what torch reports as "unexpected pos" is a full disk
+            raise OSError(f"could not write {path}: only {free} bytes free on its disk "
+                          f"(the previous {path.name} is intact)") from err
+        raise
     os.replace(tmp, path)
 
 
@@ -160,6 +169,9 @@ class RunDir:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"--out {self.path} is a file, not a folder")
+        existing = next(p for p in (self.path, *self.path.absolute().parents) if p.exists())
+        if not existing.is_dir():
+            raise RunDirError(f"--out {self.path}: {existing} is a file, not a folder")
         checkpoint = self.path / CHECKPOINT
         if mode == NEW and (self.run_files() or self.other_entries()):
             raise RunDirError(
@@ -171,6 +183,9 @@ class RunDir:
             kind = "is not a file" if checkpoint.exists() else "does not exist"
             raise RunDirError(f"nothing to resume: {checkpoint} {kind} ({there}); "
                               f"start a new run without --resume")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise RunDirError(f"--out {self.path}: cannot write into {existing} "
+                              f"(read-only or no permission)")
 
     # -- writes (after the checks, under the lock)
 
@@ -267,6 +282,10 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def apply_checkpoint(state: dict[str, Any], model: torch.nn.Module, path: Path) -> None:
     """Load ``state["model"]`` into ``model``, refusing (by name) a checkpoint that was
     written by another method, backbone, task set or decoder, or that lacks tensors."""
+    if not isinstance(state, dict) or not {"model", "model_info"} <= set(state):
+        keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{path} is not a vmtlib checkpoint (it holds {keys}; expected "
+                         f"model, model_info, optimizer, step, ...)")
     saved, here = state["model_info"], model.info
     for key in ("method", "backbone", "tasks", "decoder"):
         if saved[key] != here[key]:

@@ -67,6 +67,7 @@ from vmtlib.evaluate import (  # noqa: F401  (re-exported)
     build_datasets,
     build_model_of,
     check_device_available,
+    check_split_files,
     evaluate_run,
     reference_of,
     run_delta_m,
@@ -223,6 +224,8 @@ class Trainer:
         self.model = build_model_of(cfg, self.device)
         self.weights = weights_fingerprint(cfg.backbone, cfg.pretrained)  # what was loaded
         self.train_set, self.val_set = build_datasets(cfg)
+        check_split_files(self.train_set)
+        check_split_files(self.val_set)
         if cfg.batch_size * self.world > len(self.train_set):
             raise ValueError(f"batch_size {cfg.batch_size} x {self.world} process(es) exceeds "
                              f"the {len(self.train_set)} training images of {cfg.data}")
@@ -246,6 +249,9 @@ class Trainer:
             check_weights(state, self.run, self.weights, cfg.pretrained)
             self._restore(state)
             self._restored_from = (stat.st_mtime_ns, stat.st_size)
+            if self.step > self.total_steps:
+                raise RunDirError(f"{self.out} is already at step {self.step}, past the "
+                                  f"{self.total_steps} steps asked for; give more steps")
         if self.rank > 0:
             # Every rank built the same model from cfg.seed (DDP broadcasts it anyway);
             # from here each rank draws its own augmentations and dropout masks. The

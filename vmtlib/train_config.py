@@ -103,6 +103,10 @@ class TrainConfig:
         parse=int)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.tasks, (str, list, tuple)) or not all(
+                isinstance(t, str) for t in self.tasks):
+            raise ConfigError("tasks", f"must be task ids in order (a comma-separated string, "
+                              f"list or tuple), got {self.tasks!r}")
         self.tasks = parse_tasks(self.tasks)
         copies = [t for t in self.tasks if "#" in t]
         if copies:
