@@ -265,7 +265,7 @@ def test_all_reduce_over_two_ranks_equals_one_meter_over_both(tmp_path):
     _feed(whole, 0)
     _feed(whole, 1)
     for rank in (0, 1):
-        reduced = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
+        reduced = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         for t, x in whole.items():
             assert reduced[t] == pytest.approx(x.compute()), (rank, t)
 

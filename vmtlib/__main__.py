@@ -1,25 +1,28 @@
-"""Command line of vmtlib.
-
-    python -m vmtlib params [--backbone B] [--tasks a,b] [--decoder D] [--json]
-    python -m vmtlib train --method M [--backbone B] [--data synthetic|PATH] [--tasks a,b]
-                           [--epochs E | --steps S] [--batch-size N] [--img-size N] [--seed S]
-                           [--out DIR] [--resume] [--param rho=4 ...]
-    python -m vmtlib eval --run DIR [--data synthetic|PATH]
-    python -m vmtlib bench [--methods a,b] [--task-counts 1,4] [--img-size N] [--compile]
+"""Command line of vmtlib: ``python -m vmtlib COMMAND --help`` for a command's options.
 
 Under ``torchrun --nproc_per_node N -m vmtlib train ...`` training is data-parallel.
+Errors are one line (``error: ...``, exit status 2); set ``VMTLIB_TRACEBACK=1`` to see
+the traceback. An interrupted ``train`` saves a checkpoint and exits with 130 (Ctrl-C)
+or 143 (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from vmtlib.backbone import BACKBONES, pretrained_arg
-from vmtlib.tasks import ALL_TASKS
+from vmtlib.backbone import BACKBONES
+
+COMMANDS = {
+    "params": "trainable parameters of every method at its paper defaults",
+    "train": "train a method and write a run directory (defaults: the CPU course)",
+    "eval": "re-evaluate a saved run directory (writes nothing)",
+    "bench": "training / inference images per second and peak memory",
+}
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -35,131 +38,106 @@ def _params(args: argparse.Namespace) -> int:
     return 0
 
 
-def _value(text: str) -> Any:
-    """``"4"`` -> 4, ``"0.5"`` -> 0.5, ``"true"`` -> True, anything else stays a string."""
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _key_values(pairs: list[str]) -> dict[str, Any]:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--param expects NAME=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = _value(value.strip())
-    return out
-
-
 def _train(args: argparse.Namespace) -> int:
-    from vmtlib.train import TrainConfig, Trainer
+    from vmtlib.cli import train_config
+    from vmtlib.rundir import NEW, OVERWRITE, RESUME
+    from vmtlib.train import Trainer
 
-    reference = json.loads(Path(args.reference).read_text()) if args.reference else None
-    if isinstance(reference, dict) and "metrics" in reference:  # a final.json
-        from vmtlib.tasks import TASKS
-
-        reference = {t: m[TASKS[t].metric] for t, m in reference["metrics"].items()}
-    cfg = TrainConfig(
-        method=args.method, backbone=args.backbone, pretrained=args.pretrained, data=args.data,
-        tasks=args.tasks, method_kwargs=_key_values(args.param), decoder=args.decoder,
-        img_size=args.img_size, batch_size=args.batch_size, steps=args.steps,
-        epochs=args.epochs, lr=args.lr, eval_every=args.eval_every, seed=args.seed,
-        num_workers=args.num_workers, out=args.out, train_size=args.train_size,
-        val_size=args.val_size, reference=reference, compile=args.compile,
-        progress=not args.no_progress, device=args.device,
-    )
-    result = Trainer(cfg, resume=args.resume).fit()
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it: "
+                         "give one of them")
+    cfg = train_config(args)
+    mode = RESUME if args.resume else OVERWRITE if args.overwrite else NEW
+    if args.resume and cfg.num_workers and cfg.data != "synthetic":
+        print(f"note: with --num-workers {cfg.num_workers} the augmentations after this resume "
+              f"differ from an uninterrupted run's (use --num-workers 0 for a bit-identical "
+              f"resume)", file=sys.stderr)
+    result = Trainer(cfg, mode=mode).fit()
     print(json.dumps({k: result[k] for k in ("method", "steps", "metrics", "delta_m")}, indent=2))
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from vmtlib.rundir import dumps
     from vmtlib.train import evaluate_run
 
-    print(json.dumps(evaluate_run(args.run, args.data), indent=2))
+    print(dumps(evaluate_run(args.run, args.data), indent=2))
     return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from vmtlib.bench import run_benchmarks, scaling_summary
+    from vmtlib.bench import BenchConfig, run_benchmarks, scaling_summary
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    try:
+        counts = [int(c) for c in args.task_counts.split(",")]
+    except ValueError:
+        raise ValueError(f"--task-counts expects integers like 1,4, got {args.task_counts!r}"
+                         ) from None
+    config = dict(backbone=args.backbone, img_size=args.img_size, batch_size=args.batch_size,
+                  steps=args.steps, warmup=args.warmup, device=args.device, compile=args.compile)
+    for method in methods or [""]:  # every setting checked before the first measurement
+        for count in counts:
+            BenchConfig(method=method, num_tasks=count, **config)
+    if args.json:
+        folder = Path(args.json).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(f"--json {args.json}: cannot write into {folder}")
 
     def save(rows: list[dict[str, Any]]) -> None:  # after every row: nothing measured is lost
         if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 
-    rows = run_benchmarks(
-        args.methods.split(","), [int(c) for c in args.task_counts.split(",")], on_row=save,
-        backbone=args.backbone, img_size=args.img_size, batch_size=args.batch_size,
-        steps=args.steps, warmup=args.warmup, device=args.device, compile=args.compile,
-    )
+    rows = run_benchmarks(methods, counts, on_row=save, **config)
     for line in scaling_summary(rows):
         print(line)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vmtlib", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def build_parser() -> argparse.ArgumentParser:
+    from vmtlib.cli import add_train_options
+    from vmtlib.tasks import ALL_TASKS
 
-    p = sub.add_parser("params", help="trainable parameters of every method (paper defaults)")
-    p.add_argument("--backbone", default="swin_tiny", choices=list(BACKBONES))
-    p.add_argument("--tasks", default=",".join(ALL_TASKS), help="comma-separated task ids")
-    p.add_argument("--decoder", default="segformer")
+    parser = argparse.ArgumentParser(
+        prog="python -m vmtlib",
+        description="vmtlib: parameter-efficient multi-task adaptation of Swin transformers.",
+        epilog="'python -m vmtlib COMMAND --help' lists a command's options.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands")
+
+    p = sub.add_parser("params", help=COMMANDS["params"], description=COMMANDS["params"])
+    p.add_argument("--backbone", default="swin_tiny", choices=list(BACKBONES),
+                   help="the Swin backbone (default: swin_tiny)")
+    p.add_argument("--tasks", default=",".join(ALL_TASKS),
+                   help="comma-separated task ids (default: all four)")
+    p.add_argument("--decoder", default="segformer", help="the decoder (default: segformer)")
     p.add_argument("--json", action="store_true", help="a JSON list of method/kwargs/encoder/all")
     p.set_defaults(func=_params)
 
-    t = sub.add_parser("train", help="train a method (defaults: the CPU course)")
-    t.add_argument("--method", default="vmt_adapter")
-    t.add_argument("--backbone", default="swin_nano", choices=list(BACKBONES))
-    t.add_argument("--pretrained", default="true", type=pretrained_arg,
-                   help="true | false | path to a weights file")
-    t.add_argument("--data", default="synthetic", help="synthetic | path to a PASCAL_MT folder")
-    t.add_argument("--tasks", default=",".join(ALL_TASKS))
-    t.add_argument("--decoder", default="segformer")
-    length = t.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, default=None)
-    length.add_argument("--epochs", type=float, default=None)
-    t.add_argument("--batch-size", type=int, default=12)
-    t.add_argument("--img-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=1e-4)
-    t.add_argument("--eval-every", type=int, default=0)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--num-workers", type=int, default=0)
-    t.add_argument("--train-size", type=int, default=20_000, help="synthetic scenes per epoch")
-    t.add_argument("--val-size", type=int, default=256, help="synthetic validation scenes")
-    t.add_argument("--reference", default=None, help="final.json (or JSON task->score) for delta_m")
-    t.add_argument("--out", default="runs/latest")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    t.add_argument("--param", action="append", default=[], help="method hyper-parameter NAME=VALUE")
-    t.add_argument("--compile", action="store_true", help="torch.compile the model")
-    t.add_argument("--no-progress", action="store_true")
-    t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    t = sub.add_parser("train", help=COMMANDS["train"], description=COMMANDS["train"])
+    add_train_options(t)
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("eval", help="re-evaluate a saved run")
-    e.add_argument("--run", required=True)
-    e.add_argument("--data", default=None)
+    e = sub.add_parser("eval", help=COMMANDS["eval"], description=COMMANDS["eval"])
+    e.add_argument("--run", required=True, metavar="DIR", help="the run directory")
+    e.add_argument("--data", default=None, metavar="synthetic|PATH",
+                   help="evaluate on other data (default: the run's)")
     e.set_defaults(func=_eval)
 
-    b = sub.add_parser("bench", help="training / inference images per second and peak memory")
-    b.add_argument("--methods", default="vmt_adapter")
-    b.add_argument("--task-counts", default="4", help="comma-separated, e.g. 1,4")
-    b.add_argument("--backbone", default="swin_tiny", choices=list(BACKBONES))
+    b = sub.add_parser("bench", help=COMMANDS["bench"], description=COMMANDS["bench"])
+    b.add_argument("--methods", default="vmt_adapter", help="comma-separated method ids "
+                   "(default: vmt_adapter)")
+    b.add_argument("--task-counts", default="4", help="comma-separated, e.g. 1,4 (default: 4)")
+    b.add_argument("--backbone", default="swin_tiny", choices=list(BACKBONES),
+                   help="the Swin backbone (default: swin_tiny)")
     b.add_argument("--img-size", type=int, default=None, help="default: 512 on GPU, 128 on CPU")
     b.add_argument("--batch-size", type=int, default=None, help="default: 12 on GPU, 2 on CPU")
-    b.add_argument("--steps", type=int, default=20)
-    b.add_argument("--warmup", type=int, default=5)
+    b.add_argument("--steps", type=int, default=20, help="timed steps (default: 20)")
+    b.add_argument("--warmup", type=int, default=5, help="untimed steps first (default: 5)")
     b.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
-    b.add_argument("--compile", action="store_true")
-    b.add_argument("--json", default=None, help="also write the rows to this file")
+    b.add_argument("--compile", action="store_true", help="torch.compile the model")
+    b.add_argument("--json", default=None, metavar="FILE", help="also write the rows to FILE")
     b.set_defaults(func=_bench)
 
     from vmtlib.commands import data, export, native_eval, predict
@@ -167,12 +145,34 @@ def main(argv: list[str] | None = None) -> int:
     for command in (export, predict, data):
         command.add_parser(sub)
     native_eval.extend(sub.choices["eval"])
+    return parser
 
-    args = parser.parse_args(argv)
+
+def one_line(err: BaseException) -> str:
+    """An exception as one line; a DataLoader worker's re-raised error as its last line."""
+    text = str(err).strip() or type(err).__name__
+    if "Original Traceback" in text:  # torch's ExceptionWrapper: the worker's traceback
+        text = text.splitlines()[-1]
+    text = " ".join(text.split())
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vmtlib.interrupts import TrainingInterrupted
+
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except TrainingInterrupted as stop:
+        print(str(stop), file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as err:
+        if os.environ.get("VMTLIB_TRACEBACK"):
+            raise
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
 
 

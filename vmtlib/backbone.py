@@ -245,11 +245,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a ``.safetensors`` or ``.pth`` file (``weights_only``) into a flat state dict."""
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # safetensors, zip, unpickling errors: name the file first
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} is not a readable weights file: it holds "
+                         f"{_describe_file(path)} ({type(err).__name__}: {first})") from err
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -270,7 +275,12 @@ def load_weights(
     """
     state = read_state_dict(source) if isinstance(source, Path) else source
     where = str(source) if isinstance(source, Path) else "state dict"
-    state = checkpoint_filter_fn(state, backbone)
+    _check_variant(state, backbone, where)
+    try:
+        state = checkpoint_filter_fn(state, backbone)
+    except (AttributeError, KeyError, IndexError, RuntimeError) as err:
+        raise ValueError(f"{where} does not match backbone {backbone.name!r}: timm's "
+                         f"conversion failed ({type(err).__name__}: {err})") from err
     state = {k: v for k, v in state.items() if not k.startswith(("head.", "norm."))}
     result = backbone.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if "attn_mask" not in k]
@@ -282,3 +292,40 @@ def load_weights(
             f"{'...' if len(result.unexpected_keys) > 5 else ''}"
         )
     return backbone
+
+
+def _describe_file(path: Path) -> str:
+    """What a file that failed to load holds, in a few words (for error messages)."""
+    size = path.stat().st_size
+    head = path.read_bytes()[:64]
+    if not head:
+        return "nothing (an empty file)"
+    if head.startswith(b"PK"):
+        return f"a zip archive of {size} bytes, truncated or corrupted"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{size} bytes of binary data"
+    if text.isprintable() or all(c.isprintable() or c.isspace() for c in text):
+        return f"text ({text.strip()[:30]!r}...)"
+    return f"{size} bytes of binary data"
+
+
+def _check_variant(state: dict[str, torch.Tensor], backbone: SwinBackbone, where: str) -> None:
+    """Refuse, by name, weights of another Swin variant (another width or depth)."""
+    key = "patch_embed.proj.weight"
+    have = backbone.patch_embed.proj.weight.shape
+    if key in state and hasattr(state[key], "shape") and tuple(state[key].shape) != tuple(have):
+        raise ValueError(
+            f"{where} holds a Swin of embedding width {state[key].shape[0]} "
+            f"({key} {tuple(state[key].shape)}), not backbone {backbone.name!r} "
+            f"(width {have[0]}): weights of another Swin variant")
+    stages = {int(k.split(".")[1]) for k in state if k.startswith("layers.")}
+    blocks = {k.split(".")[1] + "." + k.split(".")[3] for k in state
+              if k.startswith("layers.") and ".blocks." in k}
+    want = sum(backbone.config.depths)
+    if stages and (len(stages) != len(backbone.config.depths) or len(blocks) != want):
+        raise ValueError(
+            f"{where} holds {len(stages)} stages with {len(blocks)} blocks, not backbone "
+            f"{backbone.name!r}'s {len(backbone.config.depths)} stages with {want} blocks: "
+            f"weights of another Swin variant")

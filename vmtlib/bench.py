@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from vmtlib.analysis import sync_device, task_set
+from vmtlib.checks import check_choice, check_device, check_img_size, check_int
 from vmtlib.losses import multitask_loss
 from vmtlib.model import build_model, count_parameters
 from vmtlib.tasks import get_task
@@ -64,6 +65,19 @@ class BenchConfig:
     device: str | None = None
     compile: bool = False
     profile_steps: int = 0  # > 0: also profile that many training steps (profile_step)
+
+    def __post_init__(self) -> None:
+        from vmtlib.methods import METHODS
+
+        check_choice("method", self.method, METHODS)
+        check_int("num_tasks", self.num_tasks, 1)
+        if self.img_size is not None:
+            check_img_size("img_size", self.img_size)
+        check_int("batch_size", self.batch_size, 1, optional=True)
+        check_int("steps", self.steps, 1)
+        check_int("warmup", self.warmup, 0)
+        check_int("profile_steps", self.profile_steps, 0)
+        check_device("device", self.device, allow_none=True)
 
     def resolved(self) -> BenchConfig:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
