@@ -167,7 +167,7 @@ def main() -> None:
         if mismatch and args.reference == "compare":
             raise SystemExit(f"benchmarks/results/compare.json was trained with another budget "
                              f"({mismatch}); run the sweep with that budget or --reference train")
-        compare = None if mismatch else reference_from_compare()
+        compare = None if mismatch else reference_from_compare(RESULTS / "compare.json")
     if args.reference == "compare" and compare is None:
         raise SystemExit("no single_task_full in benchmarks/results/compare.json")
     if compare is not None:

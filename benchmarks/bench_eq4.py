@@ -35,7 +35,6 @@ import argparse
 import contextlib
 import datetime
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,8 +43,9 @@ from unittest import mock
 import torch
 
 from vmtlib import build_model
-from vmtlib.analysis import sync_device, task_set, write_json_atomic
+from vmtlib.analysis import task_set
 from vmtlib.methods.vmt_adapter import KnowledgeExtraction, VMTAdapter
+from vmtlib.utils import seconds_per_call, write_json_atomic
 
 RESULTS = Path(__file__).parent / "results" / "eq4.json"
 TASK_COUNTS = (1, 4, 8)
@@ -118,12 +118,7 @@ def encoder_step_seconds(backbone: str, img_size: int, batch_size: int, steps: i
             with installed():
                 for count, step in steps_of.items():
                     step()  # warm-up
-                    sync_device(device)
-                    start = time.perf_counter()
-                    for _ in range(steps):
-                        step()
-                    sync_device(device)
-                    samples[order][count].append((time.perf_counter() - start) / steps)
+                    samples[order][count].append(seconds_per_call(step, steps, device))
     return {o: {t: min(v) for t, v in by_t.items()} for o, by_t in samples.items()}
 
 

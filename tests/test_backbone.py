@@ -143,3 +143,36 @@ def test_pretrained_arg_reads_booleans_and_keeps_paths() -> None:
     assert pretrained_arg("True") is True and pretrained_arg(" false ") is False
     assert pretrained_arg("weights/swin_t.pth") == "weights/swin_t.pth"
     assert pretrained_arg("1") == "1"  # a file called 1, not a number
+
+
+# ------------------------------------------------------------------ timm's block internals
+
+
+@pytest.mark.parametrize(("name", "size"), [("swin_nano", 64), ("swin_tiny", 64)])
+def test_identity_hooks_reproduce_timms_blocks_bit_for_bit(name: str, size: int) -> None:
+    """The contract of the one place that uses timm's private API: the hooked block
+    (identity hooks), ``block_forward`` and ``windowed_attention`` with timm's own
+    window attention give timm's outputs exactly, shifted and padded windows included
+    (Swin-T's 7 x 7 windows pad a 16 x 16 grid)."""
+    from vmtlib.backbone import block_attention, block_forward, windowed_attention
+    from vmtlib.methods.base import MethodState
+    from vmtlib.methods.layers import BlockHooks, HookedSwinBlock
+
+    torch.manual_seed(0)
+    backbone = SwinBackbone(name, img_size=size).eval()
+    x = backbone.patch_embed(torch.rand(2, 3, size, size))
+    shifted = 0
+    for stage in backbone.layers:
+        x = stage.downsample(x)
+        for block in stage.blocks:
+            hooks = BlockHooks()
+            hooks.stage, hooks.index, hooks.state = 0, 0, MethodState()
+            want = block(x)
+            assert torch.equal(HookedSwinBlock(block, hooks)(x), want)
+            assert torch.equal(block_forward(block, x), want)
+            h = block.norm1(x)
+            timm_attn = windowed_attention(block, h, lambda w, m, a=block.attn: a(w, mask=m))
+            assert torch.equal(timm_attn, block_attention(block, h))
+            shifted += any(block.shift_size)
+            x = want
+    assert shifted > 0

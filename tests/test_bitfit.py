@@ -1,6 +1,5 @@
 """BitFit: counts and the defining property (biases, and nothing else, train)."""
 
-import pytest
 import torch
 
 from vmtlib import ALL_TASKS, build_model, count_parameters
@@ -16,10 +15,7 @@ def test_counts_on_swin_tiny() -> None:
     per_task = 11 * 4416 + 169 * 138 + 2 * 96 + 4 * (96 + 192 + 384)
     assert per_task == 74_778
     assert encoder_count("bitfit") == 4 * per_task
-    assert 4 * per_task / 1e6 == pytest.approx(0.30, rel=0.03)  # Polyhistor Table 1
-    # VMT-Adapter Table 2 prints 0.08 for Shared BitFit: -6.5% (see the module docstring).
     assert encoder_count("bitfit_shared") == per_task
-    assert per_task / 1e6 == pytest.approx(0.08, rel=0.15)
 
 
 def test_shared_bitfit_trains_exactly_the_biases() -> None:

@@ -1,6 +1,5 @@
 """Hyperformer: count and the defining property (weights are a function of the task embedding)."""
 
-import pytest
 import torch
 
 from vmtlib import ALL_TASKS, build_model, count_parameters
@@ -14,7 +13,6 @@ def test_count_on_swin_tiny() -> None:
     d, d2 = 4416, 2_156_544
     per_position = 65 * (2 * d2 // 8 + d // 8 + d + 2 * d)  # (64 + 1)(2 d n + n + d + 2 d)
     assert got == 2 * per_position + (512 * 128 + 128 + 128 * 64 + 64) + 4 * 512
-    assert got / 1e6 == pytest.approx(72.77, rel=0.03)  # Polyhistor Table 1
 
 
 def test_weights_change_when_only_the_task_embedding_changes() -> None:

@@ -17,8 +17,6 @@ def encoder_count(method: str) -> int:
 def test_counts_on_swin_tiny() -> None:
     per_copy = 18 * 4416  # LN 2d + A (d x 4) + B (4 x 3d) per block
     assert encoder_count("lora") == 4 * per_copy
-    assert 4 * per_copy / 1e6 == pytest.approx(0.32, rel=0.03)
-    # VMT-Adapter prints 0.13 for Shared LoRA, not a quarter of its 0.32 (see lora.py).
     assert encoder_count("lora_shared") == per_copy == 79_488
 
 

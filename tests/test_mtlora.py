@@ -18,7 +18,6 @@ def test_count_on_swin_tiny() -> None:
     reductions = 4 * 96 * 192 + 4 * 192 * 384 + 4 * 384 * 768
     tables = 169 * 138
     assert got == ta + ts + embed + norms + reductions + tables == 6_398_010
-    assert got / 1e6 == pytest.approx(6.40, rel=0.03)  # MTLoRA's encoder count at r = 64
 
 
 def test_trainable_set_is_loras_embedding_norms_reductions_and_tables() -> None:

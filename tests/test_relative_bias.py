@@ -1,6 +1,5 @@
 """Relative-position bias tuning: counts and the defining property (only the tables train)."""
 
-import pytest
 import torch
 
 from vmtlib import ALL_TASKS, build_model, count_parameters
@@ -14,10 +13,6 @@ def encoder_count(method: str) -> int:
 def test_counts_on_swin_tiny() -> None:
     per_task = 13 * 13 * (2 * 3 + 2 * 6 + 6 * 12 + 2 * 24)  # (2M - 1)^2 x heads, M = 7
     assert encoder_count("relative_bias") == 4 * per_task == 93_288
-    # Polyhistor prints 0.09: +3.7%, within the table's two-decimal precision.
-    assert 4 * per_task / 1e6 == pytest.approx(0.09, rel=0.03, abs=0.005)
-    # VMT-Adapter prints 0.03 for the shared variant; one table per block is 0.023M (-22%),
-    # a quarter of its own per-task count: the gap is the paper's (see the module docstring).
     assert encoder_count("relative_bias_shared") == per_task == 23_322
 
 

@@ -5,41 +5,8 @@ import json
 import pytest
 import torch
 
-from vmtlib import ALL_TASKS, build_model, count_parameters
+from vmtlib import ALL_TASKS, build_model
 from vmtlib.methods.vmt_adapter import KnowledgeExtraction, KroneckerProjection, VMTAdapter
-
-
-def encoder_millions(method: str, **kwargs) -> tuple[float, float]:
-    with torch.device("meta"):
-        model = build_model(method, backbone="swin_tiny", **kwargs)
-    c = count_parameters(model)
-    return c["encoder"] / 1e6, c["total"] / 1e6
-
-
-@pytest.mark.parametrize(
-    ("method", "kwargs", "encoder", "total"),
-    [
-        ("single_task_full", {}, 110.07, 112.62),
-        ("decoders_only", {}, 0.0, 2.55),
-        ("multi_task_full", {}, 27.51, 30.06),
-        ("adapter", {}, 8.69, 11.24),
-        ("adapter_shared", {}, 2.17, 4.71),
-        ("low_rank_adapter", {}, 0.34, 2.89),
-        ("vmt_adapter", {"rho": 1}, 4.36, 6.91),
-        ("vmt_adapter", {"rho": 2}, 2.21, 4.56),
-        ("vmt_adapter", {"rho": 4}, 1.13, 3.68),
-        ("vmt_adapter", {"rho": 8}, 0.59, 3.14),
-        ("vmt_adapter_lite", {"m": 3}, 0.40, 2.95),
-        ("vmt_adapter_lite", {"m": 6}, 0.22, 2.77),
-        ("vmt_adapter_lite", {"m": 12}, 0.15, 2.70),
-    ],
-)
-def test_counts_match_the_papers_within_3_percent(method, kwargs, encoder, total) -> None:
-    got_encoder, got_total = encoder_millions(method, **kwargs)
-    assert got_encoder == pytest.approx(encoder, rel=0.03, abs=0.005)
-    # Table 3 prints 4.56 for rho=2, but 2.21 + 2.55 = 4.76: compare totals at rho=4 only.
-    if method != "vmt_adapter" or kwargs["rho"] == 4:
-        assert got_total == pytest.approx(total, rel=0.03)
 
 
 def test_one_set_of_a_per_block_is_what_gives_0_15m_at_m_12() -> None:

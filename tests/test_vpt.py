@@ -1,6 +1,5 @@
 """VPT in Swin: counts, placement, and the prompted window attention's equation."""
 
-import pytest
 import torch
 import torch.nn.functional as F
 from timm.models.swin_transformer import window_partition
@@ -16,10 +15,7 @@ def encoder_count(method: str) -> int:
 
 def test_counts_on_swin_tiny() -> None:
     assert encoder_count("vpt_deep") == 4 * 50 * 4416
-    assert encoder_count("vpt_deep") / 1e6 == pytest.approx(0.88, rel=0.03)
     assert encoder_count("vpt_shallow") == 4 * 50 * 96
-    # 0.0192M prints as 0.02 (Polyhistor Table 1): the table's precision.
-    assert encoder_count("vpt_shallow") / 1e6 == pytest.approx(0.02, rel=0.03, abs=0.005)
 
 
 def test_shallow_prompts_the_first_block_deep_every_block() -> None:

@@ -24,12 +24,19 @@ Weights (``pretrained``):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import timm
 import torch
-from timm.models.swin_transformer import SwinTransformer, checkpoint_filter_fn
+import torch.nn.functional as F
+from timm.models.swin_transformer import (
+    SwinTransformer,
+    checkpoint_filter_fn,
+    window_partition,
+    window_reverse,
+)
 from torch import nn
 
 NANO_WEIGHTS = Path(__file__).parent / "weights" / "swin_nano.safetensors"
@@ -142,6 +149,80 @@ class SwinBackbone(nn.Module):
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Stage outputs in NCHW: ``[(B, C, H/4, W/4), ..., (B, 8C, H/32, W/32)]``."""
         return [f.permute(0, 3, 1, 2) for f in self.forward_nhwc(images)]
+
+
+# ------------------------------------------------------------------ timm's block internals
+# The only place that touches timm's private API (``SwinTransformerBlock._attn``,
+# ``WindowAttention._get_rel_pos_bias``, ``get_attn_mask``): a timm upgrade that changes
+# them is fixed here, and ``tests/test_backbone.py`` checks that :func:`block_forward`
+# with identity branches reproduces timm's block bit for bit.
+
+
+def _identity_attn(h: torch.Tensor) -> torch.Tensor:
+    return h
+
+
+def _identity_mlp(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return h
+
+
+def block_attention(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """W-MSA of a timm block on ``x = LN1(input)`` ``(B, H, W, C)``: shift, pad,
+    window, attend, merge; ``(B, H, W, C)`` before the residual add."""
+    return block._attn(x)
+
+
+def block_forward(
+    block: nn.Module,
+    x: torch.Tensor,
+    attn_branch: Callable[[torch.Tensor], torch.Tensor] = _identity_attn,
+    mlp_branch: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = _identity_mlp,
+    attention: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """timm's ``SwinTransformerBlock.forward`` with hooks on its two branches::
+
+        x = x + attn_branch(attention(LN1(x)))            (B, H, W, C)
+        x = x + mlp_branch(MLP(LN2(x)), LN2(x))           (B, N, C)
+
+    ``attention`` defaults to the block's own W-MSA (:func:`block_attention`).
+    """
+    b, h, w, c = x.shape
+    attend = attention or block._attn
+    x = x + block.drop_path1(attn_branch(attend(block.norm1(x))))
+    x = x.reshape(b, -1, c)
+    mlp_in = block.norm2(x)
+    x = x + block.drop_path2(mlp_branch(block.mlp(mlp_in), mlp_in))
+    return x.reshape(b, h, w, c)
+
+
+def relative_position_bias(attn: nn.Module) -> torch.Tensor:
+    """The relative-position bias B of a timm ``WindowAttention``, ``(1, heads, N, N)``."""
+    return attn._get_rel_pos_bias()
+
+
+def windowed_attention(
+    block: nn.Module,
+    x: torch.Tensor,
+    attend: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+) -> torch.Tensor:
+    """timm's ``SwinTransformerBlock._attn`` with ``attend(windows, mask)`` in place of
+    its ``WindowAttention``: ``x`` ``(B, H, W, C)`` (after LN1) is shifted, padded to
+    whole windows and split into windows ``(B * nW, N, C)``; ``mask`` is the
+    shifted-window mask ``(nW, N, N)`` or ``None``; the outputs are merged back."""
+    _, h, w, c = x.shape
+    has_shift = any(block.shift_size)
+    if has_shift:
+        x = torch.roll(x, shifts=(-block.shift_size[0], -block.shift_size[1]), dims=(1, 2))
+    wh, ww = block.window_size
+    x = F.pad(x, (0, 0, 0, (ww - w % ww) % ww, 0, (wh - h % wh) % wh))
+    _, hp, wp, _ = x.shape
+    windows = window_partition(x, block.window_size).view(-1, wh * ww, c)
+    mask = block.get_attn_mask(x) if getattr(block, "dynamic_mask", False) else block.attn_mask
+    out = attend(windows, mask)
+    x = window_reverse(out.view(-1, wh, ww, c), block.window_size, hp, wp)[:, :h, :w, :]
+    if has_shift:
+        x = torch.roll(x, shifts=block.shift_size, dims=(1, 2))
+    return x
 
 
 def _check_input(images: torch.Tensor) -> None:

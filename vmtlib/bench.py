@@ -15,18 +15,18 @@ synchronised once before and once after the timed steps.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
 import torch
 
-from vmtlib.analysis import sync_device, task_set
+from vmtlib.analysis.cost import task_set
+from vmtlib.analysis.latency import random_targets
 from vmtlib.checks import check_choice, check_device, check_img_size, check_int
 from vmtlib.losses import multitask_loss
 from vmtlib.model import build_model, count_parameters
-from vmtlib.tasks import get_task
+from vmtlib.utils import seconds_per_call, sync_device
 
 PASCAL_TRAIN_IMAGES = 4998
 
@@ -91,19 +91,11 @@ class BenchConfig:
 
 def random_batch(tasks: tuple[str, ...], batch: int, size: int, device: torch.device
                  ) -> dict[str, torch.Tensor]:
-    """Images and labels with the shapes and dtypes of a PASCAL-Context batch."""
+    """Images and labels with the shapes and dtypes of a PASCAL-Context batch
+    (labels: :func:`vmtlib.analysis.random_targets`)."""
     g = torch.Generator(device="cpu").manual_seed(0)
-    out: dict[str, torch.Tensor] = {"image": torch.randn(batch, 3, size, size, generator=g)}
-    for t in tasks:
-        spec = get_task(t)
-        if spec.base == "normals":
-            n = torch.randn(batch, 3, size, size, generator=g)
-            out[t] = n / n.norm(dim=1, keepdim=True)
-        elif spec.base == "sal":
-            out[t] = torch.randint(0, 2, (batch, size, size), generator=g)
-        else:
-            out[t] = torch.randint(0, spec.channels, (batch, size, size), generator=g)
-    return {k: v.to(device) for k, v in out.items()}
+    images = torch.randn(batch, 3, size, size, generator=g)
+    return {"image": images.to(device), **random_targets(tasks, batch, size, device, g)}
 
 
 def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
@@ -150,12 +142,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
             step()
         if gpu:
             torch.cuda.reset_peak_memory_stats(device)
-        sync_device(device)
-        start = time.perf_counter()
-        for _ in range(cfg.steps):
-            step()
-        sync_device(device)
-        seconds = (time.perf_counter() - start) / cfg.steps
+        seconds = seconds_per_call(step, cfg.steps, device)
         results[f"{name}_images_per_second"] = cfg.batch_size / seconds
         results[f"{name}_step_seconds"] = seconds
         results[f"{name}_peak_memory_gb"] = (

@@ -1,25 +1,18 @@
 """The registry of method ids; importing this package registers every method.
 
-``METHODS`` maps each id to a one-line description; ``get_method_class`` and
-``make_config`` turn an id and its hyper-parameters into a method class and
-its config (``vmtlib.build_model`` does both).
+Every module of this package is imported here, and a method class registers
+itself by being defined (see :mod:`vmtlib.methods.base`): adding a method is one
+new file. ``METHODS`` maps each id to a one-line description, in the order of
+VMT-Adapter's Table 2 and Polyhistor's Table 1 (each class's ``table_row``);
+``get_method_class`` and ``make_config`` turn an id and its hyper-parameters
+into a method class and its config (``vmtlib.build_model`` does both).
 """
 
 from __future__ import annotations
 
-from vmtlib.methods import (  # noqa: F401  (registration)
-    adapter,
-    bitfit,
-    full,
-    hyperformer,
-    lora,
-    mtlora,
-    phm,
-    polyhistor,
-    relative_bias,
-    vmt_adapter,
-    vpt,
-)
+import importlib
+import pkgutil
+
 from vmtlib.methods.base import (
     Method,
     get_method_class,
@@ -27,25 +20,18 @@ from vmtlib.methods.base import (
     registered_methods,
 )
 
-# The order of VMT-Adapter's Table 2 and Polyhistor's Table 1; ids not listed go last.
-TABLE_ORDER = (
-    "single_task_full", "decoders_only", "multi_task_full",
-    "bitfit", "bitfit_shared", "relative_bias", "relative_bias_shared",
-    "vpt_shallow", "vpt_deep", "lora", "lora_shared",
-    "adapter", "adapter_shared", "low_rank_adapter", "low_rank_adapter_shared",
-    "phm", "compacter", "compacter_pp", "hyperformer",
-    "polyhistor", "polyhistor_lite", "vmt_adapter", "vmt_adapter_lite", "mtlora",
-)  # fmt: skip
+FRAMEWORK_MODULES = ("base", "layers")  # the framework itself, no methods
+METHOD_MODULES: tuple[str, ...] = tuple(
+    info.name for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name)
+    if info.name not in FRAMEWORK_MODULES
+)
+for _name in METHOD_MODULES:
+    importlib.import_module(f"{__name__}.{_name}")
+
+# The papers' table order, derived from each class's ``table_row``; new ids without one go last.
+TABLE_ORDER: tuple[str, ...] = tuple(registered_methods())
+
+METHODS: dict[str, str] = {mid: cls.description for mid, cls in registered_methods().items()}
 
 
-def _table_rank(method_id: str) -> int:
-    return TABLE_ORDER.index(method_id) if method_id in TABLE_ORDER else len(TABLE_ORDER)
-
-
-METHODS: dict[str, str] = {
-    mid: cls.description
-    for mid, cls in sorted(registered_methods().items(), key=lambda kv: _table_rank(kv[0]))
-}
-
-
-__all__ = ["METHODS", "Method", "get_method_class", "make_config"]
+__all__ = ["METHODS", "TABLE_ORDER", "Method", "get_method_class", "make_config"]

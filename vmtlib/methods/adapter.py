@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -40,14 +41,13 @@ from torch import nn
 
 from vmtlib.backbone import SwinBackbone
 from vmtlib.methods.base import (
-    BlockHooks,
     Method,
+    MethodConfig,
     OnePassMethod,
     PerTaskPassMethod,
     divisor_check,
-    register,
-    wrap_blocks,
 )
+from vmtlib.methods.layers import BranchHooks, branch_adapters, wrap_blocks
 
 
 class LowRankLinear(nn.Module):
@@ -91,108 +91,72 @@ class BottleneckAdapter(nn.Module):
         return h + self.norm(self.up(F.relu(self.down(h))))
 
 
-class AdapterHooks(BlockHooks):
-    """``copies`` adapters after the MLP (and after attention when asked)."""
-
-    def __init__(
-        self, dim: int, hidden: int, copies: int, rank: int | None, after_attn: bool
-    ) -> None:
-        super().__init__()
-
-        def make() -> nn.ModuleList:
-            return nn.ModuleList(BottleneckAdapter(dim, hidden, rank) for _ in range(copies))
-
-        self.mlp_adapters = make()
-        self.attn_adapters = make() if after_attn else None
-
-    def attn_branch(self, h: torch.Tensor) -> torch.Tensor:
-        if self.attn_adapters is None:
-            return h
-        return self.pick(self.attn_adapters)(h)
-
-    def mlp_branch(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.pick(self.mlp_adapters)(h)
+AdapterHooks = BranchHooks  # the adapters' and PHM adapters' hooks (old name)
 
 
-def install_adapters(
-    method: Method, backbone: SwinBackbone, rho: int, rank: int | None, after_attn: bool
-) -> None:
-    """Put adapters into every block: one per task for O(T) methods, else one."""
-    divisor_check("rho", rho, backbone.dims, method.method_id)
-    copies = 1 if method.one_pass else method.num_tasks
-    wrap_blocks(
-        backbone,
-        method.state,
-        lambda s, b, dim: AdapterHooks(dim, dim // rho, copies, rank, after_attn),
-    )
-
-
-@dataclasses.dataclass
-class AdapterConfig:
+@dataclasses.dataclass(frozen=True)
+class AdapterConfig(MethodConfig):
     """rho: bottleneck ratio d / hidden (paper: 2)."""
 
     rho: int = 2
 
 
-@dataclasses.dataclass
-class LowRankAdapterConfig:
+@dataclasses.dataclass(frozen=True)
+class LowRankAdapterConfig(AdapterConfig):
     """rho: bottleneck ratio (paper: 2); r: rank of each projection (2)."""
 
-    rho: int = 2
     r: int = 2
 
 
-@register
-class Adapter(PerTaskPassMethod):
+class _AdapterFamily(Method):
+    """Bottleneck adapters in every block: one per task for O(T) ids, else one.
+
+    ``low_rank``: rank-``config.r`` projections and an adapter after attention too.
+    """
+
+    low_rank: ClassVar[bool] = False
+
+    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config) -> None:
+        super().__init__(backbone, tasks, config)
+        rho, rank = config.rho, (config.r if self.low_rank else None)
+        divisor_check("rho", rho, backbone.dims, self.method_id)
+        wrap_blocks(backbone, self.state, lambda s, b, dim: branch_adapters(
+            lambda: BottleneckAdapter(dim, dim // rho, rank), self.copies, self.low_rank))
+
+
+class Adapter(_AdapterFamily, PerTaskPassMethod):
     """Multiple Adapter: one bottleneck adapter per task after each MLP."""
 
     method_id = "adapter"
     description = "bottleneck adapter after each MLP, one per task (O(T))"
+    table_row = 11
     Config = AdapterConfig
 
-    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: AdapterConfig):
-        super().__init__(backbone, tasks, config)
-        install_adapters(self, backbone, config.rho, None, after_attn=False)
 
-
-@register
-class AdapterShared(OnePassMethod):
+class AdapterShared(_AdapterFamily, OnePassMethod):
     """Shared Adapter: one bottleneck adapter after each MLP for all tasks."""
 
     method_id = "adapter_shared"
     description = "bottleneck adapter after each MLP, shared by all tasks (O(1))"
+    table_row = 12
     Config = AdapterConfig
 
-    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: AdapterConfig):
-        super().__init__(backbone, tasks, config)
-        install_adapters(self, backbone, config.rho, None, after_attn=False)
 
-
-@register
-class LowRankAdapter(PerTaskPassMethod):
+class LowRankAdapter(_AdapterFamily, PerTaskPassMethod):
     """Multiple low-rank adapter: rank-r projections after attention and MLP, per task."""
 
     method_id = "low_rank_adapter"
     description = "low-rank adapters after attention and MLP, one per task (O(T))"
+    table_row = 13
     Config = LowRankAdapterConfig
-
-    def __init__(
-        self, backbone: SwinBackbone, tasks: Sequence[str], config: LowRankAdapterConfig
-    ):
-        super().__init__(backbone, tasks, config)
-        install_adapters(self, backbone, config.rho, config.r, after_attn=True)
+    low_rank = True
 
 
-@register
-class LowRankAdapterShared(OnePassMethod):
+class LowRankAdapterShared(_AdapterFamily, OnePassMethod):
     """Shared low-rank adapter: rank-r projections after attention and MLP, shared."""
 
     method_id = "low_rank_adapter_shared"
     description = "low-rank adapters after attention and MLP, shared by all tasks (O(1))"
+    table_row = 14
     Config = LowRankAdapterConfig
-
-    def __init__(
-        self, backbone: SwinBackbone, tasks: Sequence[str], config: LowRankAdapterConfig
-    ):
-        super().__init__(backbone, tasks, config)
-        install_adapters(self, backbone, config.rho, config.r, after_attn=True)
+    low_rank = True

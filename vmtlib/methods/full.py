@@ -9,61 +9,50 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from vmtlib.backbone import SwinBackbone
-from vmtlib.methods.base import Method, OnePassMethod, register
+from vmtlib.methods.base import OnePassMethod, PerTaskPassMethod
 
 
-@register
-class SingleTaskFull(Method):
-    """T independent backbones, each fully fine-tuned for its own task."""
+class SingleTaskFull(PerTaskPassMethod):
+    """T independent backbones, each fully fine-tuned for its own task.
+
+    Keeps them as ``backbones`` (task t's pass runs ``backbones[t]``), not as
+    ``backbone``: the first copy is the backbone it was given.
+    """
 
     method_id = "single_task_full"
     description = "one fully fine-tuned backbone per task (O(T))"
-    one_pass = False
+    table_row = 0
 
-    @dataclasses.dataclass
-    class Config:
-        pass
-
-    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: Config) -> None:
-        super().__init__(backbone, tasks, config)
-        copies = [backbone] + [copy.deepcopy(backbone) for _ in tasks[1:]]
+    def attach(self, backbone: SwinBackbone) -> None:
+        copies = [backbone] + [copy.deepcopy(backbone) for _ in self.tasks[1:]]
         self.backbones = nn.ModuleList(copies)
         self.backbones.requires_grad_(True)
 
-    def encode(self, images: torch.Tensor) -> dict[str, list[torch.Tensor]]:
-        return {t: bb(images) for t, bb in zip(self.tasks, self.backbones)}
+    def task_pass(self, task: int, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.backbones[task](images)
 
 
-@register
 class DecodersOnly(OnePassMethod):
     """Frozen backbone; nothing in the encoder is trained."""
 
     method_id = "decoders_only"
     description = "frozen backbone, train the task decoders only (O(1))"
-
-    @dataclasses.dataclass
-    class Config:
-        pass
+    table_row = 1
 
 
-@register
 class MultiTaskFull(OnePassMethod):
     """One backbone shared by all tasks, every weight trained."""
 
     method_id = "multi_task_full"
     description = "one shared backbone, fully fine-tuned by all tasks (O(1))"
+    table_row = 2
 
-    @dataclasses.dataclass
-    class Config:
-        pass
-
-    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: Config) -> None:
+    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config) -> None:
         super().__init__(backbone, tasks, config)
         backbone.requires_grad_(True)

@@ -29,67 +29,16 @@ once per pass.
 
 from __future__ import annotations
 
-import abc
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vmtlib.backbone import SwinBackbone
-from vmtlib.methods.base import (
-    BlockHooks,
-    MethodState,
-    PerTaskPassMethod,
-    divisor_check,
-    register,
-    wrap_blocks,
-)
-
-
-class ConditionedState(MethodState):
-    """:class:`MethodState` plus ``condition``: what the method computed for the active task.
-
-    Hyperformer and Polyhistor publish the task's (generated) embedding or
-    kernels here once per pass; PHM layers read their shared rules.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.condition: Any = None
-
-    def reset(self) -> None:
-        super().reset()
-        self.condition = None
-
-
-class ConditionedPerTaskMethod(PerTaskPassMethod):
-    """One pass per task; before task t's pass, ``state.condition = self.condition(t)``.
-
-    Subclasses install their hooks after ``super().__init__`` (the hooks must
-    see the :class:`ConditionedState`).
-    """
-
-    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: Any) -> None:
-        super().__init__(backbone, tasks, config)
-        self.state = ConditionedState()
-
-    @abc.abstractmethod
-    def condition(self, task: int) -> Any:
-        """What task ``task``'s modules need during its pass."""
-
-    def encode(self, images: torch.Tensor) -> dict[str, list[torch.Tensor]]:
-        out = {}
-        try:
-            for i, task in enumerate(self.tasks):
-                self.state.task = i
-                self.state.condition = self.condition(i)
-                out[task] = self.backbone(images)
-        finally:
-            self.state.reset()
-        return out
+from vmtlib.methods.base import MethodConfig, PerTaskPassMethod, divisor_check
+from vmtlib.methods.layers import BranchHooks, condition_input, wrap_blocks
 
 
 def generator(in_dim: int, out_dim: int, std: float = 1e-2) -> nn.Linear:
@@ -136,39 +85,37 @@ class HyperAdapter(nn.Module):
         return h + F.layer_norm(u, (self.dim,), w["gamma"], w["beta"])
 
 
-class HyperformerHooks(BlockHooks):
+class HyperformerHooks(BranchHooks):
     """Generated adapters after attention and after the MLP of one block."""
 
     def __init__(self, dim: int, hidden: int, embed: int) -> None:
-        super().__init__()
-        self.attn_adapter = HyperAdapter(dim, hidden, embed)
-        self.mlp_adapter = HyperAdapter(dim, hidden, embed)
-
-    def attn_branch(self, h: torch.Tensor) -> torch.Tensor:
-        return self.attn_adapter(h, self.state.condition)
-
-    def mlp_branch(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp_adapter(h, self.state.condition)
+        attn, mlp = HyperAdapter(dim, hidden, embed), HyperAdapter(dim, hidden, embed)
+        super().__init__(condition_input, attn=attn, mlp=mlp)
 
 
-@register
-class Hyperformer(ConditionedPerTaskMethod):
+@dataclasses.dataclass(frozen=True)
+class HyperformerConfig(MethodConfig):
+    """task_dim: task embedding (512); hidden: its MLP's hidden width (128);
+    projected: the embedding the hypernetworks see (64); rho: adapter ratio d / n (8)."""
+
+    task_dim: int = 512
+    hidden: int = 128
+    projected: int = 64
+    rho: int = 8
+
+
+class Hyperformer(PerTaskPassMethod):
     """Hyperformer (Polyhistor Eq. 2): per-layer hypernetworks fed with a task embedding."""
 
     method_id = "hyperformer"
     description = "Hyperformer: adapters generated from task embeddings by hypernetworks (O(T))"
+    table_row = 18
+    task_indexed = ("task_embeddings",)
+    Config = HyperformerConfig
 
-    @dataclasses.dataclass
-    class Config:
-        """task_dim: task embedding (512); hidden: its MLP's hidden width (128);
-        projected: the embedding the hypernetworks see (64); rho: adapter ratio d / n (8)."""
-
-        task_dim: int = 512
-        hidden: int = 128
-        projected: int = 64
-        rho: int = 8
-
-    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: Config) -> None:
+    def __init__(
+        self, backbone: SwinBackbone, tasks: Sequence[str], config: HyperformerConfig
+    ) -> None:
         super().__init__(backbone, tasks, config)
         divisor_check("rho", config.rho, backbone.dims, self.method_id)
         self.task_embeddings = nn.Parameter(torch.randn(len(tasks), config.task_dim))

@@ -51,15 +51,14 @@ import dataclasses
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from vmtlib.backbone import SwinBackbone
-from vmtlib.methods.base import MethodState, OnePassMethod, register
-from vmtlib.methods.lora import LowRankBranch
+from vmtlib.backbone import SwinBackbone, block_attention
+from vmtlib.methods.base import MethodConfig, MethodState, OnePassMethod
+from vmtlib.methods.layers import FrozenLinear, LowRankBranch, replace_blocks
 
 
-class MTLoRALinear(nn.Linear):
+class MTLoRALinear(FrozenLinear):
     """A frozen linear layer with TA-LoRA and optionally one TS-LoRA per task.
 
     Takes over the wrapped layer's ``weight`` and ``bias`` (their names stay).
@@ -77,10 +76,7 @@ class MTLoRALinear(nn.Linear):
         scale: float,
         stack_tasks: bool = False,
     ) -> None:
-        nn.Module.__init__(self)
-        self.in_features, self.out_features = base.in_features, base.out_features
-        self.register_parameter("weight", base.weight)
-        self.register_parameter("bias", base.bias)
+        super().__init__(base)
         self.shared = LowRankBranch(self.in_features, self.out_features, rank, scale)
         self.tasks = nn.ModuleList(
             LowRankBranch(self.in_features, self.out_features, task_rank, scale)
@@ -89,7 +85,7 @@ class MTLoRALinear(nn.Linear):
         self.stack_tasks = stack_tasks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shared = F.linear(x, self.weight, self.bias) + self.shared(x)
+        shared = self.frozen(x) + self.shared(x)
         if not self.stack_tasks:
             return shared
         return torch.cat([shared] + [shared + branch(x) for branch in self.tasks])
@@ -114,7 +110,8 @@ class TaskSpecificBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         blk, mlp, t = self.block, self.block.mlp, self.num_tasks
         b, h, w, c = x.shape
-        a = blk._attn(blk.norm1(x)).view(1 + t, b, h * w, c)  # proj stacks [shared; tasks]
+        # proj stacks [shared; tasks] along the batch
+        a = block_attention(blk, blk.norm1(x)).view(1 + t, b, h * w, c)
         x = x.reshape(b, h * w, c)
         xs = x + blk.drop_path1(a[0])
         xt = x + blk.drop_path1(a[1:])  # (T, B, N, C)
@@ -149,27 +146,26 @@ def unfreeze_mtlora_extras(backbone: SwinBackbone) -> None:
         block.attn.relative_position_bias_table.requires_grad_(True)
 
 
-@register
+@dataclasses.dataclass(frozen=True)
+class MTLoRAConfig(MethodConfig):
+    """r: task-agnostic rank (64); r_task: task-specific rank (4); scale: LoRA scale (4)."""
+
+    r: int = 64
+    r_task: int = 4
+    scale: float = 4.0
+
+
 class MTLoRA(OnePassMethod):
     """MTLoRA: shared LoRA everywhere, per-task LoRA in the last block of each stage."""
 
     method_id = "mtlora"
     description = "MTLoRA: shared LoRA + per-task LoRA in each stage's last block, one pass (O(1))"
+    table_row = 23
+    task_module_lists = ("tasks",)
+    Config = MTLoRAConfig
 
-    @dataclasses.dataclass
-    class Config:
-        """r: task-agnostic rank (64); r_task: task-specific rank (4); scale: LoRA scale (4)."""
-
-        r: int = 64
-        r_task: int = 4
-        scale: float = 4.0
-
-    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: Config) -> None:
+    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: MTLoRAConfig) -> None:
         super().__init__(backbone, tasks, config)
-        if config.r < 1 or config.r_task < 1:
-            raise ValueError(
-                f"mtlora: ranks must be at least 1, got r={config.r}, r_task={config.r_task}"
-            )
         unfreeze_mtlora_extras(backbone)
         t = self.num_tasks
 
@@ -177,15 +173,15 @@ class MTLoRA(OnePassMethod):
             n = t if specific else 0
             return MTLoRALinear(layer, config.r, config.r_task, n, config.scale, stack)
 
-        for s, stage in enumerate(backbone.layers):
-            last = len(stage.blocks) - 1
-            for i, block in enumerate(stage.blocks):
-                specific = i == last
-                block.attn.qkv = lora(block.attn.qkv, False)
-                block.attn.proj = lora(block.attn.proj, specific, stack=specific)
-                block.mlp.fc1 = lora(block.mlp.fc1, specific)
-                block.mlp.fc2 = lora(block.mlp.fc2, specific)
-            stage.blocks[last] = TaskSpecificBlock(stage.blocks[last], s, t, self.state)
+        def last_block(s: int, i: int, block: nn.Module) -> TaskSpecificBlock | None:
+            specific = i == len(backbone.layers[s].blocks) - 1
+            block.attn.qkv = lora(block.attn.qkv, False)
+            block.attn.proj = lora(block.attn.proj, specific, stack=specific)
+            block.mlp.fc1 = lora(block.mlp.fc1, specific)
+            block.mlp.fc2 = lora(block.mlp.fc2, specific)
+            return TaskSpecificBlock(block, s, t, self.state) if specific else None
+
+        replace_blocks(backbone, last_block)
 
     def task_features(self, feats: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:
         extras = self.state.stage_extras

@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -55,8 +56,8 @@ from torch import nn
 
 from vmtlib.backbone import SwinBackbone
 from vmtlib.kron import kron_sum
-from vmtlib.methods.base import BlockHooks, divisor_check, register, wrap_blocks
-from vmtlib.methods.hyperformer import ConditionedPerTaskMethod
+from vmtlib.methods.base import MethodConfig, PerTaskPassMethod, divisor_check
+from vmtlib.methods.layers import BranchHooks, branch_adapters, condition_input, wrap_blocks
 
 
 def bottleneck(dim: int, rho: int, n: int) -> int:
@@ -115,100 +116,77 @@ class PHMAdapter(nn.Module):
         return h + self.norm(self.up(F.relu(self.down(h, rules)), rules))
 
 
-class PHMHooks(BlockHooks):
-    """One PHM adapter per task after the MLP (and after attention when asked)."""
-
-    def __init__(
-        self, dim: int, hidden: int, n: int, factorized: bool, copies: int, after_attn: bool
-    ) -> None:
-        super().__init__()
-
-        def make() -> nn.ModuleList:
-            return nn.ModuleList(PHMAdapter(dim, hidden, n, factorized) for _ in range(copies))
-
-        self.mlp_adapters = make()
-        self.attn_adapters = make() if after_attn else None
-
-    def attn_branch(self, h: torch.Tensor) -> torch.Tensor:
-        if self.attn_adapters is None:
-            return h
-        return self.pick(self.attn_adapters)(h, self.state.condition)
-
-    def mlp_branch(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.pick(self.mlp_adapters)(h, self.state.condition)
+PHMHooks = BranchHooks  # the PHM adapters' hooks (old name)
 
 
-class _PHMFamily(ConditionedPerTaskMethod):
+@dataclasses.dataclass(frozen=True)
+class PHMConfig(MethodConfig):
+    """n: Kronecker terms and rule size (4); rho: adapter ratio d / hidden (8)."""
+
+    n: int = 4
+    rho: int = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class CompacterConfig(PHMConfig):
+    """n: Kronecker terms and rule size (4); rho: adapter ratio d / hidden (2)."""
+
+    rho: int = 2
+
+
+class _PHMFamily(PerTaskPassMethod):
     """Per-task PHM adapters; one set of rules A shared by every PHM layer."""
 
-    factorized: bool
-    after_attn: bool
+    factorized: ClassVar[bool]
+    after_attn: ClassVar[bool]
 
-    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config) -> None:
+    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: PHMConfig) -> None:
         super().__init__(backbone, tasks, config)
         n, rho = config.n, config.rho
         divisor_check("rho", rho, backbone.dims, self.method_id)
         divisor_check("n", n, backbone.dims, self.method_id)
         self.rules = nn.Parameter(torch.randn(n, n, n) / math.sqrt(n))
-        wrap_blocks(
-            backbone,
-            self.state,
-            lambda s, b, dim: PHMHooks(
-                dim, bottleneck(dim, rho, n), n, self.factorized, len(tasks), self.after_attn
-            ),
-        )
+
+        def hooks(s: int, b: int, dim: int) -> BranchHooks:
+            hidden = bottleneck(dim, rho, n)
+            return branch_adapters(lambda: PHMAdapter(dim, hidden, n, self.factorized),
+                                   self.copies, self.after_attn, condition_input)
+
+        wrap_blocks(backbone, self.state, hooks)
 
     def condition(self, task: int) -> torch.Tensor:
         """The rules {A_i} ``(n, n, n)``, the same for every task."""
         return self.rules
 
 
-@register
 class PHM(_PHMFamily):
     """PHM adapters: dense fast matrices, n = 4, ratio 8, after each MLP, one per task."""
 
     method_id = "phm"
     description = "PHM adapters (n=4, ratio 8) after each MLP, one per task (O(T))"
+    table_row = 15
+    Config = PHMConfig
     factorized = False
     after_attn = False
 
-    @dataclasses.dataclass
-    class Config:
-        """n: Kronecker terms and rule size (4); rho: adapter ratio d / hidden (8)."""
 
-        n: int = 4
-        rho: int = 8
-
-
-@register
 class Compacter(_PHMFamily):
     """Compacter: rank-one fast matrices, after attention and after the MLP, one per task."""
 
     method_id = "compacter"
     description = "Compacter: rank-one PHM adapters after attention and MLP, one per task (O(T))"
+    table_row = 16
+    Config = CompacterConfig
     factorized = True
     after_attn = True
 
-    @dataclasses.dataclass
-    class Config:
-        """n: Kronecker terms and rule size (4); rho: adapter ratio d / hidden (2)."""
 
-        n: int = 4
-        rho: int = 2
-
-
-@register
 class CompacterPP(_PHMFamily):
     """Compacter++: Compacter's adapters after the MLP only, one per task."""
 
     method_id = "compacter_pp"
     description = "Compacter++: rank-one PHM adapters after each MLP, one per task (O(T))"
+    table_row = 17
+    Config = CompacterConfig
     factorized = True
     after_attn = False
-
-    @dataclasses.dataclass
-    class Config:
-        """n: Kronecker terms and rule size (4); rho: adapter ratio d / hidden (2)."""
-
-        n: int = 4
-        rho: int = 2

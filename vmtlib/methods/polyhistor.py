@@ -56,8 +56,8 @@ from torch import nn
 
 from vmtlib.backbone import SwinBackbone
 from vmtlib.kron import kron_sum
-from vmtlib.methods.base import BlockHooks, divisor_check, register, wrap_blocks
-from vmtlib.methods.hyperformer import ConditionedPerTaskMethod
+from vmtlib.methods.base import MethodConfig, PerTaskPassMethod, divisor_check
+from vmtlib.methods.layers import BranchHooks, condition_and_task, condition_input, wrap_blocks
 
 
 def factor_head(k: int, out: int, rank: int, width: int) -> nn.Linear:
@@ -119,35 +119,36 @@ class DecomposedHyperAdapter(nn.Module):
         return adapter(h, self.weight(v), pre, post)
 
 
-class PolyhistorHooks(BlockHooks):
+class PolyhistorHooks(BranchHooks):
+    """Decomposed hyper-adapters after attention and after the MLP of one block."""
+
     def __init__(self, dim: int, hidden: int, k: int, rank: int) -> None:
-        super().__init__()
-        self.attn_adapter = DecomposedHyperAdapter(dim, hidden, k, rank)
-        self.mlp_adapter = DecomposedHyperAdapter(dim, hidden, k, rank)
-
-    def attn_branch(self, h: torch.Tensor) -> torch.Tensor:
-        return self.attn_adapter(h, self.state.condition)
-
-    def mlp_branch(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp_adapter(h, self.state.condition)
+        attn = DecomposedHyperAdapter(dim, hidden, k, rank)
+        mlp = DecomposedHyperAdapter(dim, hidden, k, rank)
+        super().__init__(condition_input, attn=attn, mlp=mlp)
 
 
-@register
-class Polyhistor(ConditionedPerTaskMethod):
+@dataclasses.dataclass(frozen=True)
+class PolyhistorConfig(MethodConfig):
+    """k: task embedding size (32); r: rank of p q^T (9); rho: adapter ratio d / n (2)."""
+
+    k: int = 32
+    r: int = 9
+    rho: int = 2
+
+
+class Polyhistor(PerTaskPassMethod):
     """Polyhistor (Eq. 3): per-adapter decomposed hypernetworks fed with task embeddings."""
 
     method_id = "polyhistor"
     description = "Polyhistor: adapters from per-layer decomposed hypernetworks (O(T))"
+    table_row = 19
+    task_indexed = ("task_embeddings",)
+    Config = PolyhistorConfig
 
-    @dataclasses.dataclass
-    class Config:
-        """k: task embedding size (32); r: rank of p q^T (9); rho: adapter ratio d / n (2)."""
-
-        k: int = 32
-        r: int = 9
-        rho: int = 2
-
-    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: Config) -> None:
+    def __init__(
+        self, backbone: SwinBackbone, tasks: Sequence[str], config: PolyhistorConfig
+    ) -> None:
         super().__init__(backbone, tasks, config)
         divisor_check("rho", config.rho, backbone.dims, self.method_id)
         self.task_embeddings = nn.Parameter(torch.randn(len(tasks), config.k))
@@ -196,51 +197,48 @@ class ScaledAdapter(nn.Module):
         return adapter(h, self.weight(templates, task), pre, post)
 
 
-class LiteHooks(BlockHooks):
+class LiteHooks(BranchHooks):
+    """A block's two scaled adapters; they take the pass's templates and task."""
+
     def __init__(self, attn_adapter: ScaledAdapter, mlp_adapter: ScaledAdapter) -> None:
-        super().__init__()
-        self.attn_adapter = attn_adapter
-        self.mlp_adapter = mlp_adapter
-
-    def _task(self) -> int:
-        if self.state.task is None:
-            raise RuntimeError("Polyhistor-Lite adapters run inside a per-task pass only")
-        return self.state.task
-
-    def attn_branch(self, h: torch.Tensor) -> torch.Tensor:
-        return self.attn_adapter(h, self.state.condition, self._task())
-
-    def mlp_branch(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp_adapter(h, self.state.condition, self._task())
+        super().__init__(condition_and_task, attn=attn_adapter, mlp=mlp_adapter)
 
 
-@register
-class PolyhistorLite(ConditionedPerTaskMethod):
+@dataclasses.dataclass(frozen=True)
+class PolyhistorLiteConfig(MethodConfig):
+    """k: task + layer embedding size (64; Table 2: 16, 32, 64), even (V_t and V_l are
+    k / 2 each); r: template rank (21); rho: adapter ratio d / n (2)."""
+
+    k: int = 64
+    r: int = 21
+    rho: int = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.k % 2:
+            self.fail("k", self.k, "even (V_t and V_l are k / 2 each)")
+
+
+class PolyhistorLite(PerTaskPassMethod):
     """Polyhistor-Lite (Eq. 4-6): one shared pair of hypernetworks and scaling kernels."""
 
     method_id = "polyhistor_lite"
     description = "Polyhistor-Lite: shared decomposed hypernetworks + scaling kernels (O(T))"
+    table_row = 20
+    task_indexed = (
+        "task_embeddings", "kernels", "pre_gain", "pre_shift", "post_gain", "post_shift",
+    )
+    Config = PolyhistorLiteConfig
 
-    @dataclasses.dataclass
-    class Config:
-        """k: task + layer embedding size (64; Table 2: 16, 32, 64); r: template rank (21);
-        rho: adapter ratio d / n (2)."""
-
-        k: int = 64
-        r: int = 21
-        rho: int = 2
-
-    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: Config) -> None:
+    def __init__(
+        self, backbone: SwinBackbone, tasks: Sequence[str], config: PolyhistorLiteConfig
+    ) -> None:
         super().__init__(backbone, tasks, config)
-        if config.k < 2 or config.k % 2:
-            raise ValueError(
-                f"polyhistor_lite: k must be even (V_t and V_l are k / 2), got {config.k}"
-            )
         d0 = backbone.dims[0]
         divisor_check("rho", config.rho, [d0], self.method_id)
         scales = [d // d0 for d in backbone.dims]
         if any(s * d0 != d for s, d in zip(scales, backbone.dims)):
-            raise ValueError(f"polyhistor_lite needs stage widths that are multiples of {d0}")
+            raise ValueError(f"{self.method_id} needs stage widths that are multiples of {d0}")
         self.template_shape = (d0, 2 * (d0 // config.rho))
         self.p_head = factor_head(config.k, d0 * config.r, config.r, d0)  # W_hat^p
         self.q_head = factor_head(config.k, self.template_shape[1] * config.r, config.r, d0)

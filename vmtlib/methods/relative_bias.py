@@ -17,45 +17,28 @@ so the paper's shared figure cannot be reproduced by this baseline as
 described; we report the gap rather than change the method.
 
 ``relative_bias`` is O(T) (task t's tables are B_hat + delta_t, see
-:class:`~vmtlib.methods.bitfit.PerTaskTensors`); ``relative_bias_shared`` is
+:class:`~vmtlib.methods.base.PerTaskTensors`); ``relative_bias_shared`` is
 O(1).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
-
-from vmtlib.backbone import SwinBackbone
-from vmtlib.methods.base import OnePassMethod, register
-from vmtlib.methods.bitfit import PerTaskTensors, is_relative_position_table, unfreeze
+from vmtlib.methods.base import PerTaskTensors, SharedTensors, is_relative_position_table
 
 
-@dataclasses.dataclass
-class RelativeBiasConfig:
-    """Relative-bias tuning has no hyper-parameters."""
-
-
-@register
 class RelativeBias(PerTaskTensors):
     """Multiple relative bias: the relative-position tables, one copy per task."""
 
     method_id = "relative_bias"
     description = "relative-position bias tables only, one copy per task (O(T))"
-    Config = RelativeBiasConfig
+    table_row = 5
     select = staticmethod(is_relative_position_table)
 
 
-@register
-class RelativeBiasShared(OnePassMethod):
+class RelativeBiasShared(SharedTensors):
     """Shared relative bias: the backbone's own relative-position tables train."""
 
     method_id = "relative_bias_shared"
     description = "relative-position bias tables only, shared by all tasks (O(1))"
-    Config = RelativeBiasConfig
-
-    def __init__(
-        self, backbone: SwinBackbone, tasks: Sequence[str], config: RelativeBiasConfig
-    ) -> None:
-        super().__init__(backbone, tasks, config)
-        unfreeze(backbone, is_relative_position_table)
+    table_row = 6
+    select = staticmethod(is_relative_position_table)

@@ -51,13 +51,8 @@ from torch import nn
 
 from vmtlib.backbone import SwinBackbone
 from vmtlib.kron import kron_sum
-from vmtlib.methods.base import (
-    BlockHooks,
-    OnePassMethod,
-    divisor_check,
-    register,
-    wrap_blocks,
-)
+from vmtlib.methods.base import MethodConfig, OnePassMethod, divisor_check
+from vmtlib.methods.layers import BlockHooks, wrap_blocks
 
 
 class SharedProjection(nn.Module):
@@ -131,12 +126,29 @@ class KnowledgeExtraction(BlockHooks):
         return torch.addcmul(h, 1 - s, f)  # the task-generic part joins the residual stream
 
 
+@dataclasses.dataclass(frozen=True)
+class VMTAdapterConfig(MethodConfig):
+    """rho: down-projection ratio d / k (paper default 4; Table 3: 1, 2, 4, 8)."""
+
+    rho: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class VMTAdapterLiteConfig(VMTAdapterConfig):
+    """rho: down-projection ratio (4); m: number and size of the shared A^i (3; 3, 6, 12)."""
+
+    m: int = 3
+
+
 class _VMTBase(OnePassMethod):
     """Shared pass; Eq. 5 adds each task's stage features to the shared ones."""
+
+    task_indexed = ("alpha", "gamma")  # Eq. 4
 
     def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config) -> None:
         super().__init__(backbone, tasks, config)
         divisor_check("rho", config.rho, backbone.dims, self.method_id)
+        self.check_projection(backbone)
         self.adapters = nn.ModuleList(
             wrap_blocks(
                 backbone,
@@ -146,6 +158,9 @@ class _VMTBase(OnePassMethod):
                 ),
             )
         )
+
+    def check_projection(self, backbone: SwinBackbone) -> None:
+        """Build-time checks of the projection's own hyper-parameters (none here)."""
 
     def make_projection(self, dim: int, hidden: int) -> nn.Module:
         return SharedProjection(dim, hidden)
@@ -163,38 +178,27 @@ class _VMTBase(OnePassMethod):
         return per_task
 
 
-@register
 class VMTAdapter(_VMTBase):
     """VMT-Adapter (Eq. 3-5)."""
 
     method_id = "vmt_adapter"
     description = "VMT-Adapter: shared projections + per-task scale/shift, one pass (O(1))"
-
-    @dataclasses.dataclass
-    class Config:
-        """rho: down-projection ratio d / k (paper default 4; Table 3: 1, 2, 4, 8)."""
-
-        rho: int = 4
+    table_row = 21
+    Config = VMTAdapterConfig
 
 
-@register
 class VMTAdapterLite(_VMTBase):
     """VMT-Adapter-Lite (Eq. 6): projections as sums of Kronecker products."""
 
     method_id = "vmt_adapter_lite"
     description = "VMT-Adapter-Lite: Kronecker-shared projections, one pass (O(1))"
+    table_row = 22
+    Config = VMTAdapterLiteConfig
 
-    @dataclasses.dataclass
-    class Config:
-        """rho: down-projection ratio (4); m: number and size of the shared A^i (3; 3, 6, 12)."""
-
-        rho: int = 4
-        m: int = 3
-
-    def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: Config) -> None:
-        hidden = [d // config.rho for d in backbone.dims if d % config.rho == 0]
-        divisor_check("m", config.m, [*backbone.dims, *hidden], "vmt_adapter_lite")
-        super().__init__(backbone, tasks, config)
+    def check_projection(self, backbone: SwinBackbone) -> None:
+        """m must divide every width and every bottleneck."""
+        rho, m = self.config.rho, self.config.m
+        divisor_check("m", m, [*backbone.dims, *(d // rho for d in backbone.dims)], self.method_id)
 
     def make_projection(self, dim: int, hidden: int) -> nn.Module:
         return KroneckerProjection(dim, hidden, self.config.m)

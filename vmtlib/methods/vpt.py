@@ -51,11 +51,16 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from timm.models.swin_transformer import window_partition, window_reverse
 from torch import nn
 
-from vmtlib.backbone import SwinBackbone
-from vmtlib.methods.base import MethodState, PerTaskPassMethod, register
+from vmtlib.backbone import (
+    SwinBackbone,
+    block_forward,
+    relative_position_bias,
+    windowed_attention,
+)
+from vmtlib.methods.base import MethodConfig, MethodState, PerTaskPassMethod
+from vmtlib.methods.layers import replace_blocks
 
 
 def prompted_window_attention(
@@ -79,7 +84,7 @@ def prompted_window_attention(
     _, pk, pv = attn.qkv(prompts).reshape(p, 3, heads, -1).permute(1, 2, 0, 3).unbind(0)
     k = torch.cat([pk.expand(b_, -1, -1, -1), k], dim=2)  # (B nW, heads, P + N, d_head)
     v = torch.cat([pv.expand(b_, -1, -1, -1), v], dim=2)
-    bias = F.pad(attn._get_rel_pos_bias(), (p, 0))  # (1, heads, N, P + N), prompt columns 0
+    bias = F.pad(relative_position_bias(attn), (p, 0))  # (1, heads, N, P + N), prompt columns 0
     if mask is not None:
         nw = mask.shape[0]
         mask = F.pad(mask, (p, 0)).view(1, nw, 1, n, p + n)
@@ -96,7 +101,7 @@ class PromptedSwinBlock(nn.Module):
 
     ``prompts`` is ``(copies, P, C)``: one set per task (``copies`` = T) or one.
     The wrapped block is ``self.block``, as in
-    :class:`~vmtlib.methods.base.HookedSwinBlock`.
+    :class:`~vmtlib.methods.layers.HookedSwinBlock`.
     """
 
     def __init__(
@@ -118,42 +123,22 @@ class PromptedSwinBlock(nn.Module):
     def active_prompts(self) -> torch.Tensor:
         """This pass's ``(P, C)`` prompts, a copy: under ``no_grad`` a view of the leaf
         would require grad without a grad_fn, which FlopCounterMode's hooks reject."""
-        if self.prompts.shape[0] == 1:
-            return self.prompts[0].clone()
-        if self.state.task is None:
-            raise RuntimeError("per-task prompts were used outside a per-task pass")
-        return self.prompts[self.state.task].clone()
-
-    def _attn(self, x: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
-        """timm's ``SwinTransformerBlock._attn`` with prompted window attention."""
-        blk = self.block
-        _, h, w, c = x.shape
-        has_shift = any(blk.shift_size)
-        if has_shift:
-            x = torch.roll(x, shifts=(-blk.shift_size[0], -blk.shift_size[1]), dims=(1, 2))
-        wh, ww = blk.window_size
-        x = F.pad(x, (0, 0, 0, (ww - w % ww) % ww, 0, (wh - h % wh) % wh))
-        _, hp, wp, _ = x.shape
-        windows = window_partition(x, blk.window_size).view(-1, wh * ww, c)
-        mask = blk.get_attn_mask(x) if getattr(blk, "dynamic_mask", False) else blk.attn_mask
-        out = prompted_window_attention(blk.attn, windows, mask, prompts)
-        x = window_reverse(out.view(-1, wh, ww, c), blk.window_size, hp, wp)[:, :h, :w, :]
-        if has_shift:
-            x = torch.roll(x, shifts=blk.shift_size, dims=(1, 2))
-        return x
+        return self.state.active(self.prompts).clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         blk = self.block
-        b, h, w, c = x.shape
         prompts = blk.norm1(self.active_prompts())
-        x = x + blk.drop_path1(self._attn(blk.norm1(x), prompts))
-        x = x.reshape(b, -1, c)
-        x = x + blk.drop_path2(blk.mlp(blk.norm2(x)))
-        return x.reshape(b, h, w, c)
+
+        def attention(h: torch.Tensor) -> torch.Tensor:
+            return windowed_attention(
+                blk, h, lambda windows, mask: prompted_window_attention(
+                    blk.attn, windows, mask, prompts))
+
+        return block_forward(blk, x, attention=attention)
 
 
-@dataclasses.dataclass
-class VPTConfig:
+@dataclasses.dataclass(frozen=True)
+class VPTConfig(MethodConfig):
     """tokens: prompt tokens per prompted block (paper: 50)."""
 
     tokens: int = 50
@@ -161,36 +146,35 @@ class VPTConfig:
 
 class _VPT(PerTaskPassMethod):
     deep: bool
+    task_indexed = ("prompts",)
+    Config = VPTConfig
 
     def __init__(self, backbone: SwinBackbone, tasks: Sequence[str], config: VPTConfig) -> None:
         super().__init__(backbone, tasks, config)
-        if config.tokens < 1:
-            raise ValueError(f"{self.method_id}: tokens must be at least 1, got {config.tokens}")
         # VPT's Xavier-style range: sqrt(6 / (3 * patch^2 + embed_dim)), patch 4.
         init_range = math.sqrt(6.0 / (3 * 4**2 + backbone.dims[0]))
-        for s, stage in enumerate(backbone.layers):
-            for b in range(len(stage.blocks)):
-                if self.deep or (s, b) == (0, 0):
-                    stage.blocks[b] = PromptedSwinBlock(
-                        stage.blocks[b], config.tokens, self.num_tasks, self.state, init_range
-                    )
+
+        def prompted(s: int, b: int, block: nn.Module) -> PromptedSwinBlock | None:
+            if not (self.deep or (s, b) == (0, 0)):
+                return None
+            return PromptedSwinBlock(block, config.tokens, self.copies, self.state, init_range)
+
+        replace_blocks(backbone, prompted)
 
 
-@register
 class VPTShallow(_VPT):
     """VPT-shallow: 50 prompts in the first block, one set per task."""
 
     method_id = "vpt_shallow"
     description = "VPT-shallow: 50 prompt tokens in the first block, one set per task (O(T))"
-    Config = VPTConfig
+    table_row = 7
     deep = False
 
 
-@register
 class VPTDeep(_VPT):
     """VPT-deep: 50 prompts in every block, one set per task."""
 
     method_id = "vpt_deep"
     description = "VPT-deep: 50 prompt tokens in every block, one set per task (O(T))"
-    Config = VPTConfig
+    table_row = 8
     deep = True
