@@ -148,3 +148,24 @@ def test_task_subsets_build_one_decoder_each() -> None:
     model = build_model("vmt_adapter", backbone="swin_nano", img_size=64, tasks="normals,sal")
     out = model(torch.randn(1, 3, 64, 64))
     assert list(out) == ["normals", "sal"]
+
+
+@pytest.mark.parametrize("tasks", [3, None, (("semseg", "sal"),), {"semseg", "sal"}])
+def test_tasks_of_the_wrong_kind_are_refused_by_name(tasks) -> None:
+    with pytest.raises(ValueError, match="tasks must be task ids in order"):
+        build_model("decoders_only", backbone="swin_nano", tasks=tasks, img_size=64)
+
+
+def test_images_the_model_cannot_take_get_a_clear_error() -> None:
+    model = build_model("decoders_only", backbone="swin_nano", tasks=("sal",), img_size=64)
+    x = torch.rand(1, 3, 64, 64)
+    with pytest.raises(ValueError, match="B >= 1"):
+        model(x[:0])
+    with pytest.raises(ValueError, match="the model is torch.float32"):
+        model(x.double())
+    with pytest.raises(ValueError, match="the model is torch.float32"):
+        model((x * 255).to(torch.uint8))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        model(x.numpy())
+    with pytest.raises(TypeError, match="MultiTaskModel"):
+        count_parameters(torch.nn.Linear(3, 3))

@@ -27,6 +27,20 @@ from vmtlib.methods import Method, get_method_class, make_config
 from vmtlib.tasks import ALL_TASKS, get_task, parse_tasks
 
 
+def check_images(images: object, dtype: torch.dtype) -> None:
+    """A clear error for what a model cannot take: not a tensor, not ``(B, 3, H, W)``
+    with ``B >= 1``, or another dtype than the model's (cast with ``images.to(dtype)``)."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor (B, 3, H, W), got "
+                        f"{type(images).__name__}")
+    if images.dim() != 4 or images.shape[1] != 3 or images.shape[0] == 0:
+        raise ValueError(f"images must have shape (B, 3, H, W) with B >= 1, got "
+                         f"{tuple(images.shape)}")
+    if images.dtype != dtype:
+        raise ValueError(f"images are {images.dtype} but the model is {dtype}: pass "
+                         f"images.to({dtype}) (float images in [0, 1], ImageNet-normalised)")
+
+
 class MultiTaskModel(nn.Module):
     """``encoder`` (a :class:`~vmtlib.methods.base.Method`) and ``decoders[task]``."""
 
@@ -47,6 +61,7 @@ class MultiTaskModel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """``images (B, 3, H, W)`` -> ``{task: (B, K_task, H, W)}``."""
+        check_images(images, next(self.parameters()).dtype)
         feats = self.encoder(images)
         size = images.shape[-2:]
         return {
@@ -106,6 +121,9 @@ def count_parameters(model: MultiTaskModel) -> dict[str, int]:
 
     Also ``frozen``: the parameters that do not train. Shared tensors count once.
     """
+    if not isinstance(model, MultiTaskModel):
+        raise TypeError(f"count_parameters takes a MultiTaskModel (vmtlib.build_model), got "
+                        f"{type(model).__name__}")
 
     def count(module: nn.Module, trainable: bool) -> int:
         return sum(p.numel() for p in module.parameters() if p.requires_grad == trainable)

@@ -71,6 +71,9 @@ def parse_tasks(tasks: str | Iterable[str]) -> tuple[str, ...]:
     """
     if isinstance(tasks, str):
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
+    if not isinstance(tasks, list | tuple) or not all(isinstance(t, str) for t in tasks):
+        raise ValueError(f"tasks must be task ids in order, as a comma-separated string, a "
+                         f"list or a tuple (a set has no order), got {tasks!r}")
     out = tuple(tasks)
     if not out:
         raise ValueError(f"no task given; valid tasks are: {', '.join(TASKS)}")
