@@ -68,15 +68,6 @@ def read_reference(path: str) -> dict[str, float]:
     return reference
 
 
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def _parser_type(f: dataclasses.Field) -> Any:
     if f.metadata.get("parse"):
         return f.metadata["parse"]

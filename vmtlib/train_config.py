@@ -50,7 +50,7 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *,  # noqa: A002
     return dataclasses.field(default=default, metadata=meta)
 
 
-def _bool_text(text: str) -> bool:
+def parse_bool(text: str) -> bool:
     """``true`` / ``false`` (also 1/0, yes/no) as a bool, for ``--bf16``."""
     lowered = text.strip().lower()
     if lowered in ("true", "1", "yes"):
@@ -114,7 +114,7 @@ class TrainConfig:
                          metavar="auto|cpu|cuda[:N]")
     bf16: bool | None = option(None, "bfloat16 autocast: true or false (default: on CUDA "
                                "only; true speeds up a CPU with avx512_bf16)",
-                               parse=_bool_text, metavar="true|false")
+                               parse=parse_bool, metavar="true|false")
     checkpoint_every: int | None = option(
         None, "save a checkpoint every N steps (default: a fifth of the run, at most 100)",
         parse=int)
