@@ -25,7 +25,9 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vmtlib.train import TrainConfig, Trainer, load_checkpoint  # noqa: E402
+from vmtlib.batches import DevicePlacer  # noqa: E402
+from vmtlib.evaluate import build_model_of, build_val_set  # noqa: E402
+from vmtlib.train import TrainConfig, load_checkpoint  # noqa: E402
 
 
 @torch.no_grad()
@@ -34,18 +36,19 @@ def normals_by_region(run: Path, batch: int = 32) -> dict[str, float]:
     cfg = TrainConfig.from_json(json.loads((run / "config.json").read_text()))
     if cfg.data != "synthetic":
         raise SystemExit(f"{run}: data {cfg.data!r}; this split needs SyntheticScenes")
-    cfg.progress = False
-    trainer = Trainer(cfg, resume=False)
-    load_checkpoint(run / "checkpoint.pt", trainer.model)
-    model = trainer.model.eval()
+    cpu = torch.device("cpu")
+    model = build_model_of(cfg, cpu)
+    load_checkpoint(run / "checkpoint.pt", model)
+    model.eval()
+    val_set, place = build_val_set(cfg), DevicePlacer(cpu)
     sums = {"background": [0.0, 0], "objects": [0.0, 0]}
-    n = len(trainer.val_set)
+    n = len(val_set)
     for start in range(0, n, batch):
-        items = [trainer.val_set[i] for i in range(start, min(n, start + batch))]
+        items = [val_set[i] for i in range(start, min(n, start + batch))]
         image = torch.stack([it["image"] for it in items])
         target = torch.stack([it["normals"] for it in items])
         semseg = torch.stack([it["semseg"] for it in items])
-        pred = F.normalize(model(trainer._normalize(image))["normals"].float(), dim=1)
+        pred = F.normalize(model(place({"image": image})["image"])["normals"].float(), dim=1)
         angle = torch.rad2deg(torch.acos((pred * target).sum(1).clamp(-1.0, 1.0)))
         valid = target.abs().sum(1) > 0
         for region, mask in (("background", valid & (semseg == 0)),

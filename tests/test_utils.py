@@ -34,4 +34,4 @@ def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.pt"]
     with atomic_path(out) as tmp:
         torch.save({"x": torch.ones(2)}, tmp)
-    assert torch.equal(torch.load(out)["x"], torch.ones(2))
+    assert torch.equal(torch.load(out, weights_only=True)["x"], torch.ones(2))

@@ -24,6 +24,7 @@ Weights (``pretrained``):
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -358,7 +359,9 @@ def load_weights(
     where = str(source) if isinstance(source, Path) else "state dict"
     _check_variant(state, backbone, where)
     try:
-        state = checkpoint_filter_fn(state, backbone)
+        with warnings.catch_warnings():  # timm's table resizing warns about its own indexing
+            warnings.filterwarnings("ignore", module=r"timm\.layers\.interpolate")
+            state = checkpoint_filter_fn(state, backbone)
     except (AttributeError, KeyError, IndexError, RuntimeError) as err:
         raise ValueError(f"{where} does not match backbone {backbone.name!r}: timm's "
                          f"conversion failed ({type(err).__name__}: {err})") from err
