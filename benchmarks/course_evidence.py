@@ -55,6 +55,7 @@ from vmtlib.data import SyntheticScenes
 from vmtlib.metrics import delta_m
 from vmtlib.stats import mean_ci, paired_ci
 from vmtlib.train import TrainConfig, Trainer
+from vmtlib.utils import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "benchmarks" / "results" / "evidence"
@@ -162,10 +163,8 @@ def train_run(spec: Spec, lr: float, seed: int, budget: Budget, records: Path, r
     record = {**final, "name": spec.name, "seed": seed, "lr": lr,
               "test_scenes_seed": budget.test_seed, "select_scenes_seed": budget.select_seed,
               "select_metrics": select, "config": cfg.to_json()}
-    records.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
     if commit:
         subprocess.run(["git", "-C", str(ROOT), "add", str(path)], check=True)
         subprocess.run(["git", "-C", str(ROOT), "commit", "-q", "--only", str(path), "-m",

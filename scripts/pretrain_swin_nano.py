@@ -60,6 +60,7 @@ from vmtlib.pretext import (  # noqa: E402
     pretext_loss,
     render_contour,
 )
+from vmtlib.utils import atomic_path  # noqa: E402
 
 OBJECTIVE = ("radial contours (vmtlib.pretext): 64-way classification of formula-defined "
              "closed contours (n-gon x lobes x nesting) under rotation, scale, aspect, "
@@ -130,31 +131,15 @@ def evaluate(backbone: SwinBackbone, head: PretextHead, val: dict[str, torch.Ten
     return m
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save_weights(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]
                  ) -> dict[str, Any]:
     """Write a backbone state dict as float16 safetensors (atomically)."""
     from safetensors.torch import save_file
 
     state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o644)
     data = path.read_bytes()
     return {"path": _rel(path), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "dtype": "float16", "tensors": len(state)}
@@ -199,11 +184,9 @@ def make_figure(log: dict[str, Any], path: Path, seed: int, size: int) -> None:
                  f"({log['wall_time_s'] / 60:.0f} min on {log['machine']['cpus_used']} CPU "
                  "threads)", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=72)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=72, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -284,9 +267,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sys.exit(f"{args.ckpt} exists: pass --resume to continue it, or remove it to start over")
 
     def checkpoint(step: int) -> None:
-        _atomic_torch_save({"backbone": backbone.state_dict(), "head": head.state_dict(),
-                            "opt": opt.state_dict(), "step": step, "log": json.dumps(log),
-                            "torch_rng": torch.get_rng_state()}, args.ckpt)
+        with atomic_path(args.ckpt) as tmp:
+            torch.save({"backbone": backbone.state_dict(), "head": head.state_dict(),
+                        "opt": opt.state_dict(), "step": step, "log": json.dumps(log),
+                        "torch_rng": torch.get_rng_state()}, tmp)
 
     val = make_batch(args.val_seed, range(args.val_n), args.size)
     loader = DataLoader(_Stream(args.seed, start, args.steps, args.batch, args.size),
@@ -350,7 +334,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log["weights"] = {**save_weights(backbone.state_dict(), args.out, meta),
                       "pretext_stages": meta["pretext_stages"]}
     checkpoint(step)
-    _atomic_write_text(json.dumps(log, indent=1) + "\n", args.log)
+    with atomic_path(args.log) as tmp:
+        tmp.write_text(json.dumps(log, indent=1) + "\n")
     make_figure(log, args.figure, args.val_seed, args.size)
     print(f"done: {step} steps in {log['wall_time_s'] / 60:.1f} min; held-out "
           f"accuracy {final.get('acc', float('nan')):.1f}%; weights {args.out} "

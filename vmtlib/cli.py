@@ -54,14 +54,19 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _read_json(flag: str, path: str) -> Any:
+    """The JSON value in ``path``; a ``ValueError`` naming ``flag`` when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{flag} {path}: not valid JSON ({err})") from err
+
+
 def read_reference(path: str) -> dict[str, float]:
     """A ``--reference`` file: ``{task: score}`` or a run's final.json (its headline metrics)."""
     from vmtlib.tasks import TASKS
 
-    try:
-        reference = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--reference {path}: not valid JSON ({err})") from err
+    reference = _read_json("--reference", path)
     if isinstance(reference, dict) and "metrics" in reference:  # a final.json
         reference = {t: m[TASKS[t.partition('#')[0]].metric]
                      for t, m in reference["metrics"].items()}
@@ -144,10 +149,7 @@ def given_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def read_config_file(path: str) -> dict[str, Any]:
     """A ``--config`` file: a JSON object of TrainConfig fields (a run's config.json)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--config {path}: not valid JSON ({err})") from err
+    data = _read_json("--config", path)
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - names) if isinstance(data, dict) else None
     if unknown is None or unknown:
