@@ -4,7 +4,7 @@ One command trains and reports the CPU course's comparison on SyntheticScenes
 with the shipped swin_nano (pretrained in all four stages) and its random-init
 control::
 
-    .venv/bin/python benchmarks/course_evidence.py            # select, then seeds, then report
+    .venv/bin/python benchmarks/course_evidence.py            # select, seeds, ablation, report
     .venv/bin/python benchmarks/course_evidence.py --stage report
 
 The protocol (the same for every method; nothing is tuned more for one):
@@ -16,7 +16,11 @@ The protocol (the same for every method; nothing is tuned more for one):
    chosen values are recorded.
 2. **Seeds.** Each method is trained again at its chosen value with the other
    ``--seeds`` (seed: initialisation and batch order; the scenes are fixed).
-3. **Report** on the *test scenes* (256 SyntheticScenes of seed 2, never used for a
+3. **Ablation** (VMT-Adapter Table 3): ``vmt_adapter`` at rho 1, 2, 8 and
+   ``vmt_adapter_lite`` at m 6, 12 (the comparison's rows are rho 4 and m 3), at the
+   learning rate chosen for their method, with every seed: one hyperparameter
+   varies, nothing else.
+4. **Report** on the *test scenes* (256 SyntheticScenes of seed 2, never used for a
    choice): per task and for Delta_m the mean over seeds with a 95% Student-t
    interval (:mod:`vmtlib.stats`); Delta_m of each seed against single_task_full of
    the same seed; paired differences for the papers' claims, "resolved" only when
@@ -91,6 +95,15 @@ COMPARISON: tuple[Spec, ...] = (
 )
 """The issue's fifteen methods and the control, cheapest evidence first."""
 
+ABLATION: tuple[tuple[Spec, str], ...] = (
+    *((Spec(f"vmt_adapter rho={r}", "vmt_adapter", kwargs=(("rho", r),)), "vmt_adapter")
+      for r in (1, 2, 8)),
+    *((Spec(f"vmt_adapter_lite m={m}", "vmt_adapter_lite", kwargs=(("m", m),)),
+       "vmt_adapter_lite") for m in (6, 12)),
+)
+"""The rho / m settings of VMT-Adapter Table 3 beyond the comparison's (rho 4, m 3),
+each with the comparison row whose chosen learning rate it uses."""
+
 ADAPTER_TYPE = ("adapter", "adapter_shared", "vmt_adapter", "vmt_adapter_lite", "polyhistor",
                 "polyhistor_lite", "compacter", "hyperformer", "lora", "mtlora")
 """Methods that add modules to the frozen backbone (compared with decoders_only)."""
@@ -132,7 +145,7 @@ class Budget:
 
 
 def slug(spec: Spec, lr: float, seed: int) -> str:
-    name = spec.name.replace(" (random init)", "_random_init")
+    name = spec.name.replace(" (random init)", "_random_init").replace(" ", "_")
     return f"{name}__lr{lr:g}__s{seed}"
 
 
@@ -193,7 +206,8 @@ def summarise(budget: Budget, records: list[dict[str, Any]],
     for r in runs:
         r["delta_m"] = delta_m(headline_scores(r["metrics"]), ref[r["seed"]]) \
             if r["seed"] in ref else None
-    names = [s.name for s in COMPARISON if any(r["name"] == s.name for r in runs)]
+    names = [s.name for s in (*COMPARISON, *(a for a, _ in ABLATION))
+             if any(r["name"] == s.name for r in runs)]
     per_name: dict[str, dict[str, Any]] = {}
     for name in names:
         rs = [r for r in runs if r["name"] == name]
@@ -256,9 +270,10 @@ def markdown(summary: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--stage", choices=("select", "seeds", "report", "all"), default="all")
+    p.add_argument("--stage", choices=("select", "seeds", "ablation", "report", "all"),
+                   default="all")
     p.add_argument("--only", nargs="*", default=None, metavar="NAME",
-                   help="train only these rows (names of COMPARISON)")
+                   help="train only these rows (names of COMPARISON or ABLATION)")
     p.add_argument("--steps", type=int, default=Budget.steps)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--records", type=Path, default=RECORDS)
@@ -268,9 +283,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     budget = Budget(steps=args.steps)
     specs = [s for s in COMPARISON if args.only is None or s.name in args.only]
-    unknown = set(args.only or ()) - {s.name for s in COMPARISON}
+    ablation = [(s, base) for s, base in ABLATION if args.only is None or s.name in args.only]
+    known = [s.name for s in COMPARISON] + [s.name for s, _ in ABLATION]
+    unknown = set(args.only or ()) - set(known)
     if unknown:
-        p.error(f"--only: unknown rows {sorted(unknown)}; known: {[s.name for s in COMPARISON]}")
+        p.error(f"--only: unknown rows {sorted(unknown)}; known: {known}")
 
     def run(spec: Spec, lr: float, seed: int) -> dict[str, Any]:
         return train_run(spec, lr, seed, budget, args.records, args.runs, args.commit)
@@ -292,6 +309,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if spec.name in chosen:
                 for seed in budget.seeds[1:]:
                     records.append(run(spec, chosen[spec.name], seed))
+    for spec, base in ABLATION:
+        if base in chosen:
+            chosen[spec.name] = chosen[base]
+    if args.stage in ("ablation", "all"):
+        for spec, base in ablation:
+            if base in chosen:
+                for seed in budget.seeds:
+                    run(spec, chosen[base], seed)
     records = [json.loads(f.read_text()) for f in sorted(args.records.glob("*.json"))]
     summary = summarise(budget, records, chosen)
     report = {"budget": dataclasses.asdict(budget),

@@ -1,13 +1,20 @@
 """Does the shipped ``swin_nano`` transfer? A decoder probe, frozen pretrained vs random.
 
 For each backbone (``random``: timm's initialisation; ``pretrained``: the
-shipped ``vmtlib/weights/swin_nano.safetensors``; or a path to other weights)
+shipped ``vmtlib/weights/swin_nano.safetensors``, or the file ``--weights``
+names; or a path to other weights)
 this builds ``build_model("decoders_only", backbone="swin_nano", tasks=all four,
 img_size=128)`` with the same torch seed, so the four SegFormer decoders
 start identical and only the frozen backbone differs. It then trains the
 decoders for ``--steps`` steps of ``--batch`` SyntheticScenes (Adam, constant
 ``--lr``, the library's losses, summed with the tasks' weights) and evaluates
-them with the library's meters on a held-out split of different seed.
+them with the library's meters on a held-out split of different seed. With
+several ``--seeds`` (decoder initialisation and batch order) each backbone's
+features are computed once, the decoders are trained once per seed, and the
+report gives per task the mean with a 95% interval over seeds and, against the
+first backbone that is not a ``random``/``hybrid``/``reset`` spec (the
+pretrained one), the paired difference of every other backbone
+(:mod:`vmtlib.stats`).
 
 The backbone is frozen, so its features are computed once per image and
 cached (no augmentation; inputs ImageNet-normalised like the training
@@ -18,6 +25,8 @@ Results go to ``--out`` (JSON) and a table on stdout::
     .venv/bin/python scripts/probe_transfer.py                # random vs pretrained
     .venv/bin/python scripts/probe_transfer.py --backbones random runs/x.safetensors
     .venv/bin/python scripts/probe_transfer.py --backbones hybrid:0,1 hybrid:2,3 reset:2,3
+    .venv/bin/python scripts/probe_transfer.py --weights runs/x.safetensors --seeds 0 1 2 \
+        --backbones random pretrained reset:0 reset:1 reset:2 reset:3
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from vmtlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from vmtlib.losses import task_loss  # noqa: E402
 from vmtlib.metrics import compute_all, make_meters  # noqa: E402
 from vmtlib.model import MultiTaskModel, build_model  # noqa: E402
+from vmtlib.stats import mean_ci, paired_ci  # noqa: E402
 from vmtlib.tasks import ALL_TASKS, get_task  # noqa: E402
 
 HEADLINE = {t: get_task(t).metric for t in ALL_TASKS}
@@ -76,7 +86,7 @@ def decode(model: MultiTaskModel, feats: list[torch.Tensor], size: tuple[int, in
 
 def probe(spec: str, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
           args: argparse.Namespace) -> dict[str, Any]:
-    """Train the decoders on frozen backbone ``spec`` and evaluate them.
+    """Train the decoders on frozen backbone ``spec`` once per seed and evaluate them.
 
     Two diagnostic specs ask which stages carry the transfer, with S, S' in 0-3:
     ``hybrid:S,S'`` is the shipped weights with the *features* of stages S, S' taken
@@ -87,13 +97,14 @@ def probe(spec: str, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor
     """
     kind, _, stages = spec.partition(":")
     swapped = [int(x) for x in stages.split(",")] if kind in ("hybrid", "reset") else []
-    pretrained: bool | str = {"random": False, "pretrained": True}.get(spec, spec)
+    base: bool | str = str(args.weights) if args.weights else True
+    pretrained: bool | str = {"random": False, "pretrained": base}.get(spec, spec)
     if swapped:
-        pretrained = True
-        torch.manual_seed(args.seed)  # the random backbone of the ``random`` spec, exactly
+        pretrained = base
+        torch.manual_seed(0)  # the random backbone of the ``random`` spec, exactly
         donor = build_model("decoders_only", backbone="swin_nano", tasks=ALL_TASKS,
                             pretrained=False, img_size=args.size)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(0)
     model = build_model("decoders_only", backbone="swin_nano", tasks=ALL_TASKS,
                         pretrained=pretrained, img_size=args.size)
     if kind == "reset":
@@ -109,9 +120,30 @@ def probe(spec: str, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor
         for s in swapped:
             f_train[s], f_val[s] = d_train[s], d_val[s]
     t_enc = time.time() - t0
-    params = [p for p in model.parameters() if p.requires_grad]
+    runs = []
+    for seed in args.seeds:
+        torch.manual_seed(seed)  # the decoders that build_model draws after seed ``seed``
+        fresh = build_model("decoders_only", backbone="swin_nano", tasks=ALL_TASKS,
+                            pretrained=False, img_size=args.size)
+        model.decoders.load_state_dict(fresh.decoders.state_dict())
+        runs.append(train_decoders(model, f_train, f_val, train, val, seed, args))
+    headline = {t: mean_ci([r["headline"][t] for r in runs]).mean for t in ALL_TASKS}
+    return {"backbone": spec, "weights": weights_fingerprint("swin_nano", pretrained),
+            "seeds": list(args.seeds), "runs": runs, "headline": headline,
+            "headline_ci": {t: mean_ci([r["headline"][t] for r in runs]).to_json()
+                            for t in ALL_TASKS},
+            "metrics": runs[0]["metrics"], "curve": runs[0]["curve"],
+            "encode_s": t_enc, "train_s": sum(r["train_s"] for r in runs)}
+
+
+def train_decoders(model: MultiTaskModel, f_train: list[torch.Tensor],
+                   f_val: list[torch.Tensor], train: dict[str, torch.Tensor],
+                   val: dict[str, torch.Tensor], seed: int, args: argparse.Namespace
+                   ) -> dict[str, Any]:
+    """One seed of the probe: Adam on the decoders over cached features, then the meters."""
+    params = [p for p in model.decoders.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=args.lr)
-    gen = torch.Generator().manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(seed)
     n = len(train["image"])
     order = torch.cat([torch.randperm(n, generator=gen)
                        for _ in range(args.steps * args.batch // n + 1)])
@@ -139,10 +171,30 @@ def probe(spec: str, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor
             for t in ALL_TASKS:
                 meters[t].update(out[t], val[t][i:i + 32])
     metrics = compute_all(meters)
-    return {"backbone": spec, "weights": weights_fingerprint("swin_nano", pretrained),
-            "metrics": metrics,
+    return {"seed": seed, "metrics": metrics,
             "headline": {t: metrics[t][HEADLINE[t]] for t in ALL_TASKS},
-            "curve": curve, "encode_s": t_enc, "train_s": t_train}
+            "curve": curve, "train_s": t_train}
+
+
+def paired_against(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Paired differences (95% interval over the seeds) of every backbone minus the
+    reference, the first one that is a weight file or ``pretrained``; ``{}`` if none."""
+    refs = [r for r in results if r["backbone"].partition(":")[0]
+            not in ("random", "hybrid", "reset")]
+    if not refs or len(refs[0]["runs"]) < 2:
+        return {}
+    ref = refs[0]
+    by_seed = {r["backbone"]: {run["seed"]: run["headline"] for run in r["runs"]}
+               for r in results}
+
+    def per_task(name: str, t: str) -> dict[int, float]:
+        return {s: h[t] for s, h in by_seed[name].items()}
+
+    return {"reference": ref["backbone"],
+            "differences": {r["backbone"]: {t: paired_ci(per_task(r["backbone"], t),
+                                                         per_task(ref["backbone"], t)).to_json()
+                                            for t in ALL_TASKS}
+                            for r in results if r is not ref}}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -159,7 +211,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-n", type=int, default=128)
     p.add_argument("--train-seed", type=int, default=1)
     p.add_argument("--val-seed", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0, help="decoder initialisation and batch order")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="decoder initialisations and batch orders (0: build_model's own)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="weights that 'pretrained', 'hybrid:' and 'reset:' mean (default: "
+                        "the shipped file)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/probe_transfer.json")
     return p.parse_args(argv)
@@ -183,7 +239,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(header)
     for r in results:
         print(f"{Path(r['backbone']).name:<28}"
-              + "".join(f"{r['headline'][t]:>20.2f}" for t in ALL_TASKS))
+              + "".join(f"{str(mean_ci([run['headline'][t] for run in r['runs']])):>20}"
+                        for t in ALL_TASKS))
+    paired = paired_against(results)
+    if paired:
+        print(f"paired differences against {paired['reference']} (95% interval over seeds; "
+              "* resolved):")
+        for name, diff in paired["differences"].items():
+            cells = (f"{d['mean']:+.2f} ± {d['half']:.2f}{'*' if d['resolved'] else ' '}"
+                     for d in (diff[t] for t in ALL_TASKS))
+            print(f"{Path(name).name:<28}" + "".join(f"{c:>20}" for c in cells))
     report = {
         "protocol": {
             "method": "decoders_only", "backbone": "swin_nano", "tasks": list(ALL_TASKS),
@@ -193,10 +258,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "optimiser": f"Adam lr={args.lr} constant, {args.steps} steps, batch {args.batch}",
             "losses": "vmtlib.losses.task_loss, weighted by vmtlib.tasks loss_weight",
             "metrics": "vmtlib.metrics (normals 'mean' is an angle error: lower is better)",
-            "seed": args.seed, "threads": args.threads,
+            "seeds": list(args.seeds), "threads": args.threads,
+            "weights": str(args.weights) if args.weights else "shipped",
             "command": "python scripts/probe_transfer.py " + " ".join(sys.argv[1:]),
         },
         "results": results,
+        "paired": paired,
         "wall_time_s": time.time() - t0,
     }
     if args.out:

@@ -62,3 +62,14 @@ def test_runs_are_recorded_reused_selected_and_summarised(evidence, tmp_path) ->
     assert ref["delta_m"]["mean"] == 0.0 and ref["seeds"] == [0, 1]
     assert summary["methods"]["decoders_only"]["semseg"]["n"] == 2
     assert "| single_task_full | 0.001 | 2 |" in evidence.markdown(summary)
+
+
+def test_ablation_rows_vary_one_hyperparameter_of_a_compared_method(evidence) -> None:
+    compared = {s.name: s for s in evidence.COMPARISON}
+    for spec, base in evidence.ABLATION:
+        assert spec.method == compared[base].method and len(spec.kwargs) == 1
+        assert " " not in evidence.slug(spec, 1e-3, 0)
+    names = [s.name for s, _ in evidence.ABLATION]
+    assert names == ["vmt_adapter rho=1", "vmt_adapter rho=2", "vmt_adapter rho=8",
+                     "vmt_adapter_lite m=6", "vmt_adapter_lite m=12"]
+    assert evidence.slug(evidence.ABLATION[0][0], 1e-3, 2) == "vmt_adapter_rho=1__lr0.001__s2"
