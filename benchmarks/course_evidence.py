@@ -179,11 +179,23 @@ def train_run(spec: Spec, lr: float, seed: int, budget: Budget, records: Path, r
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n")
     if commit:
-        subprocess.run(["git", "-C", str(ROOT), "add", str(path)], check=True)
-        subprocess.run(["git", "-C", str(ROOT), "commit", "-q", "--only", str(path), "-m",
-                        f"course evidence: {spec.name}, lr {lr:g}, seed {seed} "
-                        f"({record['train_seconds'] / 60:.1f} min)"], check=True)
+        commit_file(path, f"course evidence: {spec.name}, lr {lr:g}, seed {seed} "
+                          f"({record['train_seconds'] / 60:.1f} min)")
     return record
+
+
+def commit_file(path: Path, message: str, tries: int = 10) -> None:
+    """``git add`` and ``git commit --only`` one file, retrying while another git command
+    holds the repository's index lock (the sweep runs beside a working session)."""
+    for attempt in range(tries):
+        add = subprocess.run(["git", "-C", str(ROOT), "add", str(path)], capture_output=True)
+        done = add.returncode == 0 and subprocess.run(
+            ["git", "-C", str(ROOT), "commit", "-q", "--only", str(path), "-m", message],
+            capture_output=True).returncode == 0
+        if done:
+            return
+        time.sleep(3 * (attempt + 1))
+    raise RuntimeError(f"could not commit {path} after {tries} tries (git index locked?)")
 
 
 def choose_lr(records: Iterable[dict[str, Any]]) -> tuple[float, dict[str, float]]:
