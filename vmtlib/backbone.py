@@ -40,6 +40,8 @@ from timm.models.swin_transformer import (
 )
 from torch import nn
 
+from vmtlib.checks import parse_bool
+
 NANO_WEIGHTS = Path(__file__).parent / "weights" / "swin_nano.safetensors"
 
 
@@ -291,14 +293,12 @@ def course_pretrained(value: str) -> bool:
     ``auto`` is the shipped swin_nano weights when the file is there, else the
     random initialisation.
     """
-    v = value.strip().lower()
-    if v == "auto":
+    if value.strip().lower() == "auto":
         return NANO_WEIGHTS.is_file()
-    if v in ("true", "1", "yes"):
-        return True
-    if v in ("false", "0", "no"):
-        return False
-    raise ValueError(f"--pretrained: expected auto, true or false, got {value!r}")
+    try:
+        return parse_bool(value)
+    except ValueError:
+        raise ValueError(f"--pretrained: expected auto, true or false, got {value!r}") from None
 
 
 def pretrained_arg(value: str) -> bool | str:

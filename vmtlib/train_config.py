@@ -24,6 +24,7 @@ from vmtlib.checks import (
     check_img_size,
     check_int,
     check_number,
+    parse_bool,
 )
 from vmtlib.decoders import DECODERS
 from vmtlib.methods import METHODS
@@ -50,16 +51,6 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *,  # noqa: A002
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
-
-
-def parse_bool(text: str) -> bool:
-    """``true`` / ``false`` (also 1/0, yes/no) as a bool, for ``--bf16``."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
 
 
 @dataclasses.dataclass

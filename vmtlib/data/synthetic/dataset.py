@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from vmtlib.data.samples import SampleDataset, task_labels
 from vmtlib.data.synthetic.scene import SceneConfig, render_scene
 from vmtlib.tasks import ALL_TASKS, parse_tasks
 
 
-class SyntheticScenes(Dataset):
+class SyntheticScenes(SampleDataset):
     """A torch Dataset of ``n`` procedurally rendered scenes (see ``vmtlib.data.synthetic``).
 
     Args:
@@ -44,25 +44,22 @@ class SyntheticScenes(Dataset):
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def load(self, index: int) -> dict[str, Any]:
+        """The untransformed sample ``index`` (negative indices count from the end)."""
         index = int(index)
         if not -self.n <= index < self.n:
             raise IndexError(f"index {index} out of range for {self.n} samples")
         index %= self.n
         sc = render_scene(self.seed, index, self.size, config=self.config)
         sample: dict[str, Any] = {"image": torch.from_numpy(sc.image)}
-        if "semseg" in self.tasks:
-            sample["semseg"] = torch.from_numpy(sc.semseg.astype(np.int64))
-        if "human_parts" in self.tasks:
-            sample["human_parts"] = torch.from_numpy(sc.human_parts.astype(np.int64))
-        if "sal" in self.tasks:
-            sample["sal"] = torch.from_numpy(sc.sal.astype(np.int64))
-        if "normals" in self.tasks:
-            sample["normals"] = torch.from_numpy(sc.normals)
+        sample.update(task_labels(self.tasks, {
+            "semseg": lambda: sc.semseg.astype(np.int64),
+            "human_parts": lambda: sc.human_parts.astype(np.int64),
+            "sal": lambda: sc.sal.astype(np.int64),
+            "normals": lambda: sc.normals,
+        }))
         sample["meta"] = {"id": f"synthetic-{self.seed}-{index}", "seed": self.seed,
                           "index": index}
-        if self.transform is not None:
-            sample = self.transform(sample)
         return sample
 
     def __repr__(self) -> str:
