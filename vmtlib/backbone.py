@@ -19,6 +19,11 @@ Weights (``pretrained``):
 - a path: a local file, either an official Swin ``.pth`` (key ``model``,
   downsample at the end of a stage) or a timm ``.safetensors`` / ``.pth``
   state dict. This is how offline clusters work.
+
+One module on purpose (about 400 lines): everything that depends on timm's
+version lives here, the block internals it reaches into (``_attn``, the relative
+position bias, the attention mask) and the conversion of its checkpoints, so a
+timm upgrade is checked and fixed in this file and its contract tests alone.
 """
 
 from __future__ import annotations
