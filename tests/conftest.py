@@ -1,7 +1,7 @@
 import importlib.util
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -33,3 +33,41 @@ def load_script() -> Callable[[str], ModuleType]:
         return module
 
     return load
+
+
+@pytest.fixture(scope="session")
+def assert_tasks_see() -> Callable[..., None]:
+    """``check(feats, want, tasks=ALL_TASKS)``: for every task, the encoder's stage
+    features ``feats[task]`` equal ``want`` (one tensor per stage), stage by stage."""
+
+    from vmtlib import ALL_TASKS
+
+    def check(feats: dict[str, Sequence[torch.Tensor]], want: Sequence[torch.Tensor],
+              tasks: Iterable[str] = ALL_TASKS) -> None:
+        for t in tasks:
+            assert len(feats[t]) == len(want), f"{t}: {len(feats[t])} stages, want {len(want)}"
+            for a, b in zip(feats[t], want):
+                torch.testing.assert_close(a, b)
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def plain_backbone_features() -> Callable[[torch.nn.Module, torch.Tensor], list[torch.Tensor]]:
+    """``features(model, images)``: the stage features of the plain frozen backbone
+    (``decoders_only`` at the images' size) loaded with ``model``'s backbone weights,
+    names of wrapped blocks (``.block.``) unwrapped; every plain weight must be found."""
+
+    from vmtlib import build_model
+
+    def features(model: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+        reference = build_model("decoders_only", backbone=model.info["backbone"],
+                                img_size=images.shape[-1]).eval()
+        plain = {k.replace(".block.", "."): v
+                 for k, v in model.encoder.backbone.state_dict().items()}
+        missing = reference.encoder.backbone.load_state_dict(plain, strict=False).missing_keys
+        assert not missing, f"plain backbone weights not in the model: {missing}"
+        with torch.no_grad():
+            return reference.encoder.backbone(images)
+
+    return features

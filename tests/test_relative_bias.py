@@ -2,12 +2,8 @@
 
 import torch
 
-from vmtlib import ALL_TASKS, build_model, count_parameters
-
-
-def encoder_count(method: str) -> int:
-    with torch.device("meta"):
-        return count_parameters(build_model(method))["encoder"]
+from vmtlib import ALL_TASKS, build_model
+from vmtlib.inspect_model import encoder_count
 
 
 def test_counts_on_swin_tiny() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -151,3 +154,57 @@ def test_normals_convention_y_down_floor_points_up():
         floor = sc.normals[:, -1, :]  # the bottom row is floor
         assert (floor[1] < -0.3).all() and (floor[2] > 0).all()
         assert torch.allclose(torch.from_numpy(floor).norm(dim=0), torch.ones(()), atol=1e-5)
+
+
+# Render checksums, pinned before the renderer's modules were split (issue 18): a change
+# of the random draw order or of any drawing step changes them. The label maps are
+# integers from elementwise geometry and must match everywhere; the image and normals
+# pass through BLAS (texture upsampling, shading, rotations), whose rounding may differ
+# on another numpy or CPU: there their sums are compared to a relative 1e-6 instead.
+RENDER_ENVIRONMENT = {"numpy": "2.4.6", "cpu_capability": "AVX512"}
+RENDER_CHECKSUMS = [  # (seed, index, size, instance classes, label sha256, float sha256, sums)
+    (0, 5, 64, [16, 5, 16, 3, 7, 15, 15],
+     {"semseg": "b2a3cfb07d2145c8", "human_parts": "f0ab52e6c3113eb3", "sal": "c7d3fc38f2fa6fc4",
+      "instances": "fe3e45479929bb99"},
+     {"image": "559c53c155d8ec12", "normals": "2c40980955deff6c"},
+     {"image": 6751.184537673369, "normals": 2445.813009148231}),
+    (7, 3, (48, 80), [7, 15, 16, 20],
+     {"semseg": "311a6e71ff7dce4f", "human_parts": "51a3e7d031837279", "sal": "6ea1701f2b764696",
+      "instances": "3ef7b109b6cd5a89"},
+     {"image": "b263042c86f63eee", "normals": "9ac82dbeebc49300"},
+     {"image": 4258.23336476041, "normals": 5817.837730994448}),
+    (1, 9, 96, [3, 15, 3, 2, 4, 20, 9],
+     {"semseg": "583cb125ff3162cb", "human_parts": "3a2f6e235105d54e", "sal": "2b5afe6aa6bcdcac",
+      "instances": "294801f6fcdcf736"},
+     {"image": "e857d35304cacdd7", "normals": "dd4521c0dc535dcc"},
+     {"image": 13578.408385430463, "normals": 9290.92326309235}),
+    (1, 38, 80, [8, 4, 9],
+     {"semseg": "e10a91b09ddc47dc", "human_parts": "e202c0cf84a7cd41", "sal": "56a43ef88ddfcd0f",
+      "instances": "33a0b6a17a5832cf"},
+     {"image": "b7f3e9a171a9ebbf", "normals": "839f493814169e35"},
+     {"image": 8465.926207896322, "normals": 9348.475869044662}),
+]
+
+
+def _sha(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("seed, index, size, classes, labels, floats, sums", RENDER_CHECKSUMS)
+def test_render_checksums_are_pinned(seed, index, size, classes, labels, floats, sums):
+    """Every solid kind and the person figure appear in these four scenes (square and
+    not, three seeds), so each drawing routine and the draw order are pinned."""
+    sc = render_scene(seed, index, size)
+    assert sc.instance_classes == classes
+    for key, want in labels.items():
+        assert _sha(getattr(sc, key)) == want, f"{key} of scene {seed}-{index} changed"
+    environment = {"numpy": np.__version__,
+                   "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if environment == RENDER_ENVIRONMENT:
+        for key, want in floats.items():
+            assert _sha(getattr(sc, key)) == want, f"{key} of scene {seed}-{index} changed"
+    else:
+        got = {"image": float(sc.image.astype(np.float64).sum()),
+               "normals": float(np.abs(sc.normals.astype(np.float64)).sum())}
+        for key, want in sums.items():
+            assert math.isclose(got[key], want, rel_tol=1e-6), (key, got[key], want)

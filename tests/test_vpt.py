@@ -4,13 +4,9 @@ import torch
 import torch.nn.functional as F
 from timm.models.swin_transformer import window_partition
 
-from vmtlib import ALL_TASKS, build_model, count_parameters
+from vmtlib import ALL_TASKS, build_model
+from vmtlib.inspect_model import encoder_count
 from vmtlib.methods.vpt import PromptedSwinBlock, prompted_window_attention
-
-
-def encoder_count(method: str) -> int:
-    with torch.device("meta"):
-        return count_parameters(build_model(method))["encoder"]
 
 
 def test_counts_on_swin_tiny() -> None:

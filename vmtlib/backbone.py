@@ -19,6 +19,11 @@ Weights (``pretrained``):
 - a path: a local file, either an official Swin ``.pth`` (key ``model``,
   downsample at the end of a stage) or a timm ``.safetensors`` / ``.pth``
   state dict. This is how offline clusters work.
+
+One module on purpose (about 400 lines): everything that depends on timm's
+version lives here, the block internals it reaches into (``_attn``, the relative
+position bias, the attention mask) and the conversion of its checkpoints, so a
+timm upgrade is checked and fixed in this file and its contract tests alone.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from timm.models.swin_transformer import (
     window_reverse,
 )
 from torch import nn
+
+from vmtlib.checks import parse_bool
 
 NANO_WEIGHTS = Path(__file__).parent / "weights" / "swin_nano.safetensors"
 
@@ -291,14 +298,12 @@ def course_pretrained(value: str) -> bool:
     ``auto`` is the shipped swin_nano weights when the file is there, else the
     random initialisation.
     """
-    v = value.strip().lower()
-    if v == "auto":
+    if value.strip().lower() == "auto":
         return NANO_WEIGHTS.is_file()
-    if v in ("true", "1", "yes"):
-        return True
-    if v in ("false", "0", "no"):
-        return False
-    raise ValueError(f"--pretrained: expected auto, true or false, got {value!r}")
+    try:
+        return parse_bool(value)
+    except ValueError:
+        raise ValueError(f"--pretrained: expected auto, true or false, got {value!r}") from None
 
 
 def pretrained_arg(value: str) -> bool | str:

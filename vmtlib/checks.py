@@ -16,6 +16,16 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 MAX_IMG_SIZE = 1024  # twice the papers' 512: beyond it a batch no longer fits in memory
 
 
+def parse_bool(text: str) -> bool:
+    """``true`` / ``false`` (also 1/0, yes/no) as a bool, for ``--bf16`` and ``--pretrained``."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
 class ConfigError(ValueError):
     """A configuration value out of range; ``field`` names the field it belongs to."""
 

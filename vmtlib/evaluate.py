@@ -19,34 +19,13 @@ from vmtlib.backbone import weights_fingerprint
 from vmtlib.batches import evaluate_model
 from vmtlib.data import PascalContext, SyntheticScenes
 from vmtlib.data.transforms import train_transform, val_transform
+from vmtlib.devices import resolve_device
 from vmtlib.metrics import delta_m
 from vmtlib.model import MultiTaskModel, build_model
 from vmtlib.rng import seed_everything
 from vmtlib.rundir import CHECKPOINT, RunDir, apply_checkpoint, check_weights, read_checkpoint
 from vmtlib.tasks import TASKS
 from vmtlib.train_config import TrainConfig
-
-
-def check_device_available(device: str) -> None:
-    """Refuse ``cuda`` / ``cuda:N`` where torch sees no such GPU (``auto`` and ``cpu`` pass)."""
-    if not device.startswith("cuda"):
-        return
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if count == 0:
-        raise ValueError(f"device {device!r}: torch sees no CUDA GPU on this machine; "
-                         f"use --device cpu or auto")
-    index = int(device.partition(":")[2] or 0)
-    if index >= count:
-        raise ValueError(f"device {device!r}: this machine has {count} CUDA GPU(s), "
-                         f"cuda:0 to cuda:{count - 1}")
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else the CPU; an explicit device is checked."""
-    check_device_available(device)
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def build_model_of(cfg: TrainConfig, device: torch.device) -> MultiTaskModel:

@@ -12,14 +12,15 @@ so the answers cost no memory and take well under a second on Swin-T:
   passes (``torch.utils.flop_counter``: 2 FLOPs per multiply-accumulate of every matrix
   product and convolution, element-wise work not counted), decoders left out;
 * :func:`block_parameters`: the trainable tensors a method puts into one Swin block,
-  with their names inside that block.
+  with their names inside that block;
+* :func:`count_flops`: the FLOPs of one call, counted the same way.
 
 The notebooks and tests import these instead of defining their own copies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -34,6 +35,14 @@ def meta_model(method: str, backbone: str = "swin_tiny",
     """``build_model(method, backbone=..., tasks=..., **kwargs)`` on the ``meta`` device."""
     with torch.device("meta"):
         return build_model(method, backbone=backbone, tasks=tasks, **kwargs)
+
+
+def count_flops(fn: Callable[..., Any], *args: Any) -> int:
+    """FLOPs of ``fn(*args)`` as ``FlopCounterMode`` counts them (2 per multiply-accumulate
+    of every matrix product and convolution); on ``meta`` tensors it costs no memory."""
+    with FlopCounterMode(display=False) as counter:
+        fn(*args)
+    return counter.get_total_flops()
 
 
 def encoder_count(method: str, backbone: str = "swin_tiny",
@@ -87,12 +96,10 @@ def encoder_cost(method: str, tasks: str | Iterable[str] = ALL_TASKS,
     with torch.device("meta"):
         images = torch.empty(1, 3, img_size, img_size)
     try:
-        with FlopCounterMode(display=False) as counter:
-            model.encoder(images)
+        flops = count_flops(model.encoder, images)
     finally:
         hook.remove()
-    return {"gflops": counter.get_total_flops() / 1e9, "passes": len(calls),
-            "one_pass": model.one_pass}
+    return {"gflops": flops / 1e9, "passes": len(calls), "one_pass": model.one_pass}
 
 
 def block_parameters(method: str, backbone: str = "swin_tiny",

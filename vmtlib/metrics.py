@@ -38,6 +38,10 @@ Every meter keeps its state as a dict of tensors that add up: ``state()``,
 ranks) give the same result as one meter that saw all the batches.
 :func:`delta_m` is the multi-task score against the Swin-T single-task
 references of VMT-Adapter Table 2 (``vmtlib.tasks``).
+
+One module on purpose (about 400 lines): it is the evaluation protocol, this
+docstring its specification and the four meters one state protocol; split, the
+conventions above would stand apart from the code that implements them.
 """
 
 from __future__ import annotations

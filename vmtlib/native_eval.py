@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from vmtlib.devices import resolve_device
 from vmtlib.metrics import TaskMeter, delta_m
 from vmtlib.model import MultiTaskModel
 from vmtlib.tasks import TASKS
@@ -95,8 +96,7 @@ def evaluate_run_native(run_dir: str | Path, data: str | None = None, batch_size
     from vmtlib.adapter_file import model_from_run
 
     model, cfg = model_from_run(run_dir)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     model = model.to(device)
     data = data or cfg.get("data", "synthetic")
     dataset = _val_dataset(data, model.tasks, cfg)

@@ -1,8 +1,19 @@
 """The files of a run directory, written so that no command loses a run.
 
-A run directory holds ``config.json``, ``metrics.jsonl``, ``losses.jsonl``,
-``checkpoint.pt`` and ``final.json`` (``vmtlib.train`` says what each contains) and,
-while a process trains into it, a lock on ``.lock``. The rules:
+A run directory (written by ``vmtlib.train.Trainer``) holds
+
+- ``config.json``: the run's ``vmtlib.train_config.TrainConfig``;
+- ``metrics.jsonl``: one line per evaluation, ``{"step", "metrics", "delta_m"}``;
+- ``losses.jsonl``: the training loss every ``vmtlib.train.LOG_EVERY`` steps,
+  ``{"step", "lr", "loss", "losses": {task: unweighted loss}, "images_per_second"}``;
+- ``checkpoint.pt``: the trainable parameters (and the decoders' buffers),
+  optimizer, scheduler, step, training seconds and RNG states, written atomically;
+- ``final.json``: per-task metrics, delta_m where a reference exists,
+  trainable parameter counts, images per second (of the last invocation) and
+  ``train_seconds``: the training loop's wall time over every invocation of a
+  resumed run (periodic evaluations included, the final one not).
+
+and, while a process trains into it, a lock on ``.lock``. The rules:
 
 - a command that should not touch a run does not: :meth:`RunDir.check_start` refuses
   a new run in a folder that holds one (``mode="new"``) and a resume where there is no

@@ -6,18 +6,8 @@ zero over the run, batch 12, the PASCAL-Context losses and weights
 (``vmtlib.losses``). The CPU course changes only the setting (swin_nano at
 128x128 on SyntheticScenes), never the recipe of one method against another.
 
-A run directory (``vmtlib.rundir``) holds
-
-- ``config.json``: the :class:`TrainConfig` of the run;
-- ``metrics.jsonl``: one line per evaluation, ``{"step", "metrics", "delta_m"}``;
-- ``losses.jsonl``: the training loss every ``LOG_EVERY`` steps, ``{"step",
-  "lr", "loss", "losses": {task: unweighted loss}, "images_per_second"}``;
-- ``checkpoint.pt``: the trainable parameters (and the decoders' buffers),
-  optimizer, scheduler, step, training seconds and RNG states, written atomically;
-- ``final.json``: per-task metrics, delta_m where a reference exists,
-  trainable parameter counts, images per second (of the last invocation) and
-  ``train_seconds``: the training loop's wall time over every invocation of a
-  resumed run (periodic evaluations included, the final one not).
+A run directory (``vmtlib.rundir``, whose docstring lists its files) holds the
+run's ``config.json``, its logs, its checkpoint and ``final.json``.
 
 What a Trainer does with a run directory that already holds something is its
 ``mode`` (``vmtlib.rundir.MODES``): ``Trainer(cfg)`` replaces a run there
@@ -28,26 +18,23 @@ run's ``config.json`` (``vmtlib.train_config.RESUMABLE_FIELDS`` may change) and
 backbone weights with another fingerprint, and trims the logs back to the
 checkpoint's step. Everything is checked before the first write; one process at
 a time holds the run (``.lock``). A non-finite loss stops the run with
-:class:`TrainingDiverged` without saving; SIGINT / SIGTERM save a checkpoint at
-the step reached and raise :class:`vmtlib.interrupts.TrainingInterrupted`.
+:class:`vmtlib.divergence.TrainingDiverged` without saving; SIGINT / SIGTERM save a
+checkpoint at the step reached and raise :class:`vmtlib.interrupts.TrainingInterrupted`.
 
-Under ``torchrun --nproc_per_node N`` the same entry point trains with
-DistributedDataParallel: DDP hooks only parameters that require grad, so only
-the method's parameters and the decoders are all-reduced; evaluation meters
+Under ``torchrun --nproc_per_node N`` (``vmtlib.devices``) the same entry point
+trains with DistributedDataParallel: DDP hooks only parameters that require grad,
+so only the method's parameters and the decoders are all-reduced; evaluation meters
 are summed across ranks.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
@@ -63,10 +50,20 @@ from vmtlib.batches import (  # noqa: F401  (re-exported: notebooks import them 
     evaluate_model,
     make_loader,
 )
+from vmtlib.devices import (  # noqa: F401  (re-exported)
+    any_rank,
+    check_device_available,
+    distributed_info,
+    init_distributed,
+)
+from vmtlib.divergence import (  # noqa: F401  (re-exported)
+    DivergenceWatch,
+    TrainingDiverged,
+    check_finite_weights,
+)
 from vmtlib.evaluate import (  # noqa: F401  (re-exported)
     build_datasets,
     build_model_of,
-    check_device_available,
     check_split_files,
     evaluate_run,
     reference_of,
@@ -93,7 +90,13 @@ from vmtlib.rundir import (  # noqa: F401  (re-exported)
     save_checkpoint,
     trainable_state,
 )
-from vmtlib.train_config import RESUMABLE_FIELDS, TrainConfig, config_differences  # noqa: F401
+from vmtlib.train_config import (  # noqa: F401  (re-exported)
+    RESUMABLE_FIELDS,
+    ResumeConflict,
+    TrainConfig,
+    check_resumable,
+    config_differences,
+)
 
 LOG_EVERY = 10  # steps between progress-bar updates: the loop's only per-step host-device sync
 # (checkpoints, evaluations and step hooks that read values sync when they run; under
@@ -113,87 +116,12 @@ StepHook = Callable[["Trainer", int, dict[str, Any], dict[str, torch.Tensor],
                      dict[str, torch.Tensor]], None]
 
 
-class TrainingDiverged(RuntimeError):
-    """A non-finite loss or weight: the run stopped without saving."""
-
-
-class ResumeConflict(RunDirError):
-    """A resume asked for settings that contradict the run's ``config.json``.
-
-    ``differences``: ``(field, the run's value, the value asked for)``.
-    """
-
-    def __init__(self, out: Path, differences: list[tuple[str, Any, Any]]) -> None:
-        self.out, self.differences = out, differences
-        said = "; ".join(f"{f}={new!r} (the run has {old!r})" for f, old, new in differences)
-        super().__init__(f"cannot resume {out} with other settings: {said}; a resumed run "
-                         f"keeps its settings (only {', '.join(RESUMABLE_FIELDS)} may change)")
-
-
 # ----------------------------------------------------------------------------- set-up
-
-
-def distributed_info() -> tuple[int, int]:
-    """``(rank, world_size)``; ``(0, 1)`` outside ``torchrun``."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def init_distributed(device: str = "auto") -> torch.device:
-    """Start the process group when launched by torchrun; return this rank's device.
-
-    ``device="auto"`` takes CUDA when available (rank ``LOCAL_RANK``'s GPU); an explicit
-    ``cuda`` / ``cuda:N`` that torch cannot see is refused.
-    """
-    check_device_available(device)
-    cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-    if "RANK" in os.environ and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    if not cuda:
-        return torch.device("cpu")
-    if device not in ("auto", "cuda"):  # an explicit cuda:N
-        torch.cuda.set_device(device)  # else pinned memory opens a context on GPU 0 too
-        return torch.device(device)
-    local = int(os.environ.get("LOCAL_RANK", 0))
-    torch.cuda.set_device(local)
-    return torch.device("cuda", local)
 
 
 def linear_decay(total_steps: int):
     """The papers' schedule: the learning rate falls linearly to zero over the run."""
     return lambda step: max(0.0, 1.0 - step / max(1, total_steps))
-
-
-class DivergenceWatch:
-    """The first step whose loss (total or a task's) was not finite, tracked on the
-    device without a host sync per step; :meth:`check` reads it (one sync)."""
-
-    def __init__(self, tasks: Sequence[str], device: torch.device) -> None:
-        self.names = ("total", *tasks)
-        self.first = torch.full((), -1, dtype=torch.long, device=device)
-        self.values = torch.zeros(len(self.names), device=device)
-
-    def update(self, step: int, loss: torch.Tensor, parts: dict[str, torch.Tensor]) -> None:
-        values = torch.stack([loss.detach().float()]
-                             + [parts[t].detach().float() for t in self.names[1:]])
-        new = (~torch.isfinite(values)).any() & (self.first < 0)
-        self.first = torch.where(new, torch.full_like(self.first, step), self.first)
-        self.values = torch.where(new, values, self.values)
-
-    def check(self, out: Path, saved_step: int | None) -> None:
-        step = int(self.first)
-        if step < 0:
-            return
-        values = self.values.tolist()
-        bad = [n for n, v in zip(self.names, values, strict=True)
-               if not math.isfinite(v) and n != "total"] or ["total"]
-        kept = (f"{out / CHECKPOINT} keeps step {saved_step}, the last good one"
-                if saved_step is not None else "no checkpoint was saved")
-        raise TrainingDiverged(
-            f"training diverged: the loss of task {', '.join(bad)} was "
-            f"{values[self.names.index(bad[0])]} at step {step}; stopped without saving "
-            f"({kept}); check the data and try a lower --lr")
 
 
 # ----------------------------------------------------------------------------- the Trainer
@@ -219,7 +147,7 @@ class Trainer:
         self.run.check_start(self.mode)  # reads only: nothing is written before fit()
         resuming = self.mode in (RESUME, RESUME_OR_NEW) and (self.out / CHECKPOINT).is_file()
         if resuming:
-            self._check_saved_config()
+            check_resumable(self.run.saved_config(), self.cfg, self.out)
         seed_everything(cfg.seed)
         self.model = build_model_of(cfg, self.device)
         self.weights = weights_fingerprint(cfg.backbone, cfg.pretrained)  # what was loaded
@@ -272,13 +200,6 @@ class Trainer:
 
     # -- bookkeeping
 
-    def _check_saved_config(self) -> None:
-        saved = self.run.saved_config()
-        if saved is not None:
-            differences = config_differences(saved, self.cfg.to_json())
-            if differences:
-                raise ResumeConflict(self.out, differences)
-
     def _total_steps(self) -> int:
         if self.cfg.steps is not None:
             return self.cfg.steps
@@ -308,25 +229,21 @@ class Trainer:
 
     def save(self) -> None:
         """Write the checkpoint (rank 0), never from non-finite weights."""
-        params = [p.detach() for p in self.model.parameters() if p.requires_grad]
-        if not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
-            raise TrainingDiverged(
-                f"training diverged: non-finite weights at step {self.step} (the loss was "
-                f"finite); stopped without saving ({self.out / CHECKPOINT} keeps step "
-                f"{self.saved_step}); try a lower --lr")
+        check_finite_weights((p for p in self.model.parameters() if p.requires_grad),
+                             self.step, self.out / CHECKPOINT, self.saved_step)
         if self.rank == 0:
             save_checkpoint(self.out / CHECKPOINT, self.checkpoint_state())
         self.saved_step = self.step
 
-    def _loader(self, dataset: Dataset, sampler: Sampler) -> DataLoader:
-        # Its own generator: the loader's worker seed is not drawn from the global
-        # RNG, so a resumed run's dropout stream matches the uninterrupted run's;
-        # one per rank, so that the ranks' workers draw different augmentations.
-        seed = self.cfg.seed * 7919 + self.step + 104_729 * self.rank
-        return make_loader(dataset, sampler, self.cfg.num_workers, self.device, seed)
+    def _loader_seed(self) -> int:
+        # A loader's own generator: its worker seed is not drawn from the global RNG,
+        # so a resumed run's dropout stream matches the uninterrupted run's; one per
+        # rank, so that the ranks' workers draw different augmentations.
+        return self.cfg.seed * 7919 + self.step + 104_729 * self.rank
 
-    def _autocast(self):
-        return autocast(self.device, self.cfg.bf16)
+    def _loader(self, dataset: Dataset, sampler: Sampler) -> DataLoader:
+        return make_loader(dataset, sampler, self.cfg.num_workers, self.device,
+                           self._loader_seed())
 
     # -- the run directory, under the lock
 
@@ -364,9 +281,7 @@ class Trainer:
             return stop.requested
         if not log_point:  # ranks agree on when to stop at the log points only
             return False
-        flag = torch.tensor([float(stop.requested)], device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+        return any_rank(stop.requested, self.device)
 
     def _fit(self, stop: GracefulStop) -> dict[str, Any]:
         cfg = self.cfg
@@ -382,7 +297,7 @@ class Trainer:
         watch = DivergenceWatch(cfg.tasks, self.device)
         for batch in self._loader(self.train_set, sampler):
             batch = self._to_device(batch)
-            with self._autocast():
+            with autocast(self.device, cfg.bf16):
                 outputs = self.net(batch["image"])
                 loss, parts = multitask_loss(outputs, batch, cfg.tasks)
             for hook in self.step_hooks:
@@ -397,19 +312,19 @@ class Trainer:
             images_seen += batch["image"].shape[0] * self.world
             log_point = self.step % LOG_EVERY == 0 or self.step == self.total_steps
             if log_point:
-                watch.check(self.out, self.saved_step)
+                watch.check(self.out / CHECKPOINT, self.saved_step)
                 value = loss.item()  # waits for the step, so the rate below is its true one
                 rate = images_seen / (time.perf_counter() - start)
                 bar.set_postfix(loss=f"{value:.3f}", img_s=f"{rate:.1f}")
                 self._log_losses(value, parts, rate)
             bar.update(1)
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < self.total_steps:
-                watch.check(self.out, self.saved_step)
+                watch.check(self.out / CHECKPOINT, self.saved_step)
                 self._log_eval()
                 self.net.train()
             interrupted = self._stop_requested(stop, log_point)
             if self.step % save_every == 0 or interrupted:
-                watch.check(self.out, self.saved_step)
+                watch.check(self.out / CHECKPOINT, self.saved_step)
                 self.train_seconds = seconds_before + time.perf_counter() - start
                 self.save()
             del outputs, loss, parts  # else they stay alive through the next forward pass
@@ -417,7 +332,7 @@ class Trainer:
                 bar.close()
                 raise TrainingInterrupted(stop.signum or 2, self.step, self.out)
         bar.close()
-        watch.check(self.out, self.saved_step)
+        watch.check(self.out / CHECKPOINT, self.saved_step)
         train_seconds = time.perf_counter() - start if images_seen else 0.0
         self.train_seconds = seconds_before + train_seconds
         self.save()
@@ -437,9 +352,9 @@ class Trainer:
     def evaluate(self, should_stop: Callable[[], bool] | None = None
                  ) -> dict[str, dict[str, float]]:
         """Per-task metrics over the validation split (sharded over ranks, then merged)."""
-        seed = self.cfg.seed * 7919 + self.step + 104_729 * self.rank
         return evaluate_model(self.model, self.val_set, self.cfg.tasks, self.cfg.batch_size,
-                              self.cfg.eval_batches, self.device, self.cfg.num_workers, seed,
+                              self.cfg.eval_batches, self.device, self.cfg.num_workers,
+                              self._loader_seed(),
                               self.rank, self.world, should_stop, self.cfg.bf16)
 
     def _log_losses(self, loss: float, parts: dict[str, torch.Tensor],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from vmtlib.backbone import BACKBONES
@@ -23,9 +24,11 @@ from vmtlib.checks import (
     check_img_size,
     check_int,
     check_number,
+    parse_bool,
 )
 from vmtlib.decoders import DECODERS
 from vmtlib.methods import METHODS
+from vmtlib.rundir import RunDirError
 from vmtlib.tasks import ALL_TASKS, parse_tasks
 
 #: Fields a resumed run may change: they do not change what the steps already taken
@@ -48,16 +51,6 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *,  # noqa: A002
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
-
-
-def parse_bool(text: str) -> bool:
-    """``true`` / ``false`` (also 1/0, yes/no) as a bool, for ``--bf16``."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
 
 
 @dataclasses.dataclass
@@ -216,3 +209,26 @@ def config_differences(saved: dict[str, Any], wanted: dict[str, Any],
         if before != value:
             out.append((name, before, value))
     return out
+
+
+class ResumeConflict(RunDirError):
+    """A resume asked for settings that contradict the run's ``config.json``.
+
+    ``differences``: ``(field, the run's value, the value asked for)``.
+    """
+
+    def __init__(self, out: Path, differences: list[tuple[str, Any, Any]]) -> None:
+        self.out, self.differences = out, differences
+        said = "; ".join(f"{f}={new!r} (the run has {old!r})" for f, old, new in differences)
+        super().__init__(f"cannot resume {out} with other settings: {said}; a resumed run "
+                         f"keeps its settings (only {', '.join(RESUMABLE_FIELDS)} may change)")
+
+
+def check_resumable(saved: dict[str, Any] | None, cfg: TrainConfig, out: Path) -> None:
+    """Raise :class:`ResumeConflict` when ``cfg`` contradicts the run's saved
+    ``config.json`` (``saved``; ``None`` where the run has none) outside
+    :data:`RESUMABLE_FIELDS`."""
+    if saved is not None:
+        differences = config_differences(saved, cfg.to_json())
+        if differences:
+            raise ResumeConflict(out, differences)

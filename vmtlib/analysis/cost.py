@@ -30,6 +30,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vmtlib.decoders import build_decoder
+from vmtlib.inspect_model import count_flops, meta_model
 from vmtlib.methods import METHODS
 from vmtlib.model import MultiTaskModel, build_model, count_parameters
 from vmtlib.tasks import ALL_TASKS, get_task
@@ -109,13 +110,10 @@ def forward_flops(
     batch: int = 1, **method_kwargs: Any,
 ) -> int:
     """Forward FLOPs of ``method`` on ``tasks`` for ``batch`` images (meta device)."""
+    model = meta_model(method, backbone, tasks, img_size=img_size, **method_kwargs)
     with torch.device("meta"):
-        model = build_model(method, backbone=backbone, tasks=tasks, img_size=img_size,
-                            **method_kwargs)
         images = torch.empty(batch, 3, img_size, img_size)
-    with FlopCounterMode(display=False) as counter:
-        model(images)
-    return counter.get_total_flops()
+    return count_flops(model, images)
 
 
 def decoder_flops(
@@ -135,9 +133,7 @@ def decoder_flops(
                              decoder_dim or cfg.decoder_dim)
         feats = [torch.empty(batch, c, img_size // 2 ** (s + 2), img_size // 2 ** (s + 2))
                  for s, c in enumerate(cfg.dims)]
-    with FlopCounterMode(display=False) as counter:
-        head(feats)
-    return counter.get_total_flops()
+    return count_flops(head, feats)
 
 
 def cost_table(

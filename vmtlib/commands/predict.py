@@ -9,13 +9,10 @@ from vmtlib.backbone import pretrained_arg
 
 def run(args: argparse.Namespace) -> int:
     from vmtlib.adapter_file import load_adapter
+    from vmtlib.devices import resolve_device
     from vmtlib.predict import predict_images
 
-    device = args.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(args.device)
     model = load_adapter(args.adapter, pretrained=args.pretrained, device=device)
     written = predict_images(model, args.images, args.out, img_size=args.img_size,
                              batch_size=args.batch_size, panel=not args.no_panel,

@@ -39,8 +39,8 @@ import numpy as np
 import scipy.io
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
+from vmtlib.data.samples import SampleDataset, task_labels
 from vmtlib.tasks import ALL_TASKS, parse_tasks
 
 IGNORE = 255
@@ -272,7 +272,7 @@ def decode_normals(png_path: Path, label_map: np.ndarray) -> np.ndarray:
 # the dataset
 
 
-class PascalContext(Dataset):
+class PascalContext(SampleDataset):
     """The PASCAL_MT folder as a torch Dataset (read-only).
 
     Args:
@@ -356,22 +356,13 @@ class PascalContext(Dataset):
         hw = (int(img.shape[0]), int(img.shape[1]))
         sample: dict[str, Any] = {
             "image": torch.from_numpy(img.transpose(2, 0, 1).astype(np.float32) / 255.0)}
-        if "semseg" in self.tasks:
-            sample["semseg"] = torch.from_numpy(self._semseg(image_id, hw))
-        if "human_parts" in self.tasks:
-            lab = decode_human_parts(self.path("human_parts", image_id), hw)
-            sample["human_parts"] = torch.from_numpy(lab)
-        if "sal" in self.tasks:
-            sample["sal"] = torch.from_numpy(self._sal(image_id, hw))
-        if "normals" in self.tasks:
-            sample["normals"] = torch.from_numpy(self._normals(image_id, hw))
+        sample.update(task_labels(self.tasks, {
+            "semseg": lambda: self._semseg(image_id, hw),
+            "human_parts": lambda: decode_human_parts(self.path("human_parts", image_id), hw),
+            "sal": lambda: self._sal(image_id, hw),
+            "normals": lambda: self._normals(image_id, hw),
+        }))
         sample["meta"] = {"id": image_id, "size": hw}
-        return sample
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        sample = self.load(index)
-        if self.transform is not None:
-            sample = self.transform(sample)
         return sample
 
     def __repr__(self) -> str:
