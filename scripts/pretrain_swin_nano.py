@@ -1,8 +1,9 @@
-"""Pretrain the CPU course's ``swin_nano`` on the radial-contour pretext (all four stages).
+"""Pretrain the CPU course's ``swin_nano`` on radial contours, classified and masked (all stages).
 
 The objective, the images and why they differ from the downstream tasks are
 documented in :mod:`vmtlib.pretext` (formula-driven supervised learning, after
-Kataoka et al.'s RCDB); how the shipped weights were made is in
+Kataoka et al.'s RCDB, on half of each batch; SimMIM's masked image modelling on
+the other half); how the shipped weights were made is in
 ``vmtlib/weights/README.md``. The run that made them::
 
     .venv/bin/python scripts/pretrain_swin_nano.py --ship
@@ -53,10 +54,13 @@ sys.path.insert(0, str(ROOT))
 from vmtlib.backbone import NANO_WEIGHTS, SwinBackbone, build_backbone  # noqa: E402
 from vmtlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from vmtlib.pretext import (  # noqa: E402
+    FACTORS,
     NUM_CLASSES,
+    PixelHead,
     PretextHead,
     class_name,
     make_batch,
+    mim_loss,
     pretext_loss,
     render_contour,
 )
@@ -64,7 +68,9 @@ from vmtlib.utils import atomic_path  # noqa: E402
 
 OBJECTIVE = ("radial contours (vmtlib.pretext): 64-way classification of formula-defined "
              "closed contours (n-gon x lobes x nesting) under rotation, scale, aspect, "
-             "style, clutter and lighting nuisances")
+             "style, clutter and lighting nuisances, on half of each batch; SimMIM masked "
+             "image modelling (60% of 32 px blocks, L1, linear head on the last stage) on "
+             "the other half")
 RUN_DIR = ROOT / "runs" / "pretrain_swin_nano"
 SHIPPED = {"out": NANO_WEIGHTS, "log": ROOT / "benchmarks/results/pretrain_swin_nano.json",
            "figure": ROOT / "figures/pretrain_swin_nano.png"}
@@ -114,21 +120,48 @@ def param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict[str
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+def losses(backbone: SwinBackbone, head: PretextHead, pixel_head: PixelHead,
+           batch: dict[str, torch.Tensor], bf16: bool, label_smoothing: float
+           ) -> tuple[torch.Tensor, dict[str, float]]:
+    """One forward pass of a batch: the factors' cross-entropies on its unmasked samples
+    plus the masked-pixel L1 on its masked ones (``vmtlib.pretext``), and their metrics."""
+    x = normalize(batch["image"])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        feats = backbone(x * (1 - batch["mask"]))
+        logits = head(feats)
+        pixels = pixel_head(feats)
+    keep, masked = ~batch["masked"], batch["masked"]
+    cls, m = pretext_loss({f: v[keep] for f, v in logits.items()},
+                          {f: batch[f][keep] for f in FACTORS}, label_smoothing)
+    rec = mim_loss(pixels[masked], x[masked], batch["mask"][masked])
+    return cls + rec, {**m, "loss": m["loss"] + rec.item(), "cls_loss": m["loss"],
+                       "mim_l1": rec.item()}
+
+
 @torch.no_grad()
-def evaluate(backbone: SwinBackbone, head: PretextHead, val: dict[str, torch.Tensor],
-             bf16: bool, chunk: int = 128) -> dict[str, float]:
-    """Held-out loss and accuracy (percent) on ``val``."""
-    backbone.eval()
-    head.eval()
-    parts = []
-    for i in range(0, val["image"].shape[0], chunk):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            parts.append(head(backbone(normalize(val["image"][i:i + chunk]))))
-    backbone.train()
-    head.train()
-    logits = {f: torch.cat([p[f] for p in parts]).float() for f in parts[0]}
-    _, m = pretext_loss(logits, val, label_smoothing=0.0)
-    return m
+def evaluate(backbone: SwinBackbone, head: PretextHead, pixel_head: PixelHead,
+             val: dict[str, torch.Tensor], bf16: bool, chunk: int = 128) -> dict[str, float]:
+    """Held-out metrics on ``val``: accuracy (percent) on its unmasked half, masked-pixel
+    L1 on its masked half, and ``mim_l1_mean``, the L1 of predicting the mean colour
+    (zero after normalisation) for the same pixels: the baseline reconstruction beats."""
+    modules = (backbone, head, pixel_head)
+    for module in modules:
+        module.eval()
+    sums: dict[str, float] = {}
+    n = val["image"].shape[0]
+    for i in range(0, n, chunk):
+        part = {k: v[i:i + chunk] for k, v in val.items()}
+        w = part["image"].shape[0] / n
+        _, m = losses(backbone, head, pixel_head, part, bf16, label_smoothing=0.0)
+        masked = part["masked"]
+        m["mim_l1_mean"] = mim_loss(torch.zeros_like(part["image"][masked]),
+                                    normalize(part["image"][masked]),
+                                    part["mask"][masked]).item()
+        for k, v in m.items():
+            sums[k] = sums.get(k, 0.0) + w * v
+    for module in modules:
+        module.train()
+    return sums
 
 
 def save_weights(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]
@@ -169,6 +202,14 @@ def make_figure(log: dict[str, Any], path: Path, seed: int, size: int) -> None:
         ax.set_title(f"{class_name(s.label)} ({s.style})", fontsize=6.5)
     train, evals = log["train_log"], log["eval_log"]
     ax = fig.add_subplot(grid[:, 5])
+    mim = ax.twinx()
+    mim.plot([r["step"] for r in evals], [r["mim_l1"] for r in evals], "s--", ms=3,
+             color="tab:red", label="held-out masked-pixel L1 (right)")
+    mim.axhline(evals[-1]["mim_l1_mean"] if evals else 0, color="tab:red", lw=0.8, ls=":",
+                label="L1 of the mean colour")
+    mim.set_ylabel("masked-pixel L1 (normalised units)")
+    mim.set_ylim(bottom=0)
+    mim.legend(fontsize=7, loc="upper right")
     steps = [r["step"] for r in train]
     ax.plot(steps, [r["acc"] for r in train], label="training batches", lw=1, alpha=0.6)
     ax.plot([r["step"] for r in evals], [r["acc"] for r in evals], "o-", ms=3,
@@ -179,7 +220,8 @@ def make_figure(log: dict[str, Any], path: Path, seed: int, size: int) -> None:
     ax.set_ylabel("accuracy (%)")
     ax.legend(fontsize=7, loc="lower right")
     final = log["final"]
-    fig.suptitle(f"swin_nano pretraining on radial contours: {final.get('steps', 0)} steps of "
+    fig.suptitle(f"swin_nano pretraining on radial contours, half of each batch classified, "
+                 f"half masked and reconstructed: {final.get('steps', 0)} steps of "
                  f"{log['config']['batch']}, held-out accuracy {final.get('acc', 0):.1f}% "
                  f"({log['wall_time_s'] / 60:.0f} min on {log['machine']['cpus_used']} CPU "
                  "threads)", fontsize=10)
@@ -239,7 +281,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     backbone = build_backbone("swin_nano", pretrained=False, img_size=args.size)
     head = PretextHead(backbone.dims)
-    opt = torch.optim.AdamW(param_groups([backbone, head], args.weight_decay), lr=args.lr)
+    pixel_head = PixelHead(backbone.dims)
+    opt = torch.optim.AdamW(param_groups([backbone, head, pixel_head], args.weight_decay),
+                            lr=args.lr)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     log: dict[str, Any] = {
         "objective": OBJECTIVE,
@@ -257,6 +301,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ck = torch.load(args.ckpt, map_location="cpu", weights_only=True)
         backbone.load_state_dict(ck["backbone"])
         head.load_state_dict(ck["head"])
+        pixel_head.load_state_dict(ck["pixel_head"])
         opt.load_state_dict(ck["opt"])
         torch.set_rng_state(ck["torch_rng"])
         start, log = ck["step"], json.loads(ck["log"])
@@ -269,6 +314,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def checkpoint(step: int) -> None:
         with atomic_path(args.ckpt) as tmp:
             torch.save({"backbone": backbone.state_dict(), "head": head.state_dict(),
+                        "pixel_head": pixel_head.state_dict(),
                         "opt": opt.state_dict(), "step": step, "log": json.dumps(log),
                         "torch_rng": torch.get_rng_state()}, tmp)
 
@@ -276,8 +322,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     loader = DataLoader(_Stream(args.seed, start, args.steps, args.batch, args.size),
                         batch_size=None, shuffle=False, num_workers=args.workers,
                         prefetch_factor=2 if args.workers else None)
-    backbone.train()
-    head.train()
+    for module in (backbone, head, pixel_head):
+        module.train()
     t_run = time.time() - log["wall_time_s"]  # wall time accumulates over resumes
     t_ckpt = time.time()
     window: dict[str, float] = {}
@@ -289,12 +335,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         lr = lr_at(step, args)
         for g in opt.param_groups:
             g["lr"] = lr
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-            logits = head(backbone(normalize(batch["image"])))
-        loss, m = pretext_loss(logits, batch, args.label_smoothing)
+        loss, m = losses(backbone, head, pixel_head, batch, args.bf16, args.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_([*backbone.parameters(), *head.parameters()], 1.0)
+        nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
         opt.step()
         step += 1
         for k, v in m.items():
@@ -306,16 +350,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log["train_log"].append(rec)
             bar.set_postfix(lr=f"{lr:.1e}", loss=f"{rec['loss']:.3f}", acc=f"{rec['acc']:.1f}",
                             v=f"{rec['vertices_acc']:.0f}", k=f"{rec['lobes_acc']:.0f}",
-                            x=f"{rec['nested_acc']:.0f}", s=f"{rec['style_acc']:.0f}")
+                            x=f"{rec['nested_acc']:.0f}", s=f"{rec['style_acc']:.0f}",
+                            mim=f"{rec['mim_l1']:.3f}")
             window, n_window = {}, 0
         if step % args.eval_every == 0 or step == args.steps:
-            ev = {"step": step, **evaluate(backbone, head, val, args.bf16),
+            ev = {"step": step, **evaluate(backbone, head, pixel_head, val, args.bf16),
                   "elapsed_s": time.time() - t_run}
             log["eval_log"].append(ev)
             tqdm.write(f"step {step}: held-out accuracy {ev['acc']:.1f}% (vertices "
                        f"{ev['vertices_acc']:.1f}, lobes {ev['lobes_acc']:.1f}, nesting "
-                       f"{ev['nested_acc']:.1f}, style {ev['style_acc']:.1f}) "
-                       f"loss {ev['loss']:.3f}")
+                       f"{ev['nested_acc']:.1f}, style {ev['style_acc']:.1f}); masked-pixel "
+                       f"L1 {ev['mim_l1']:.3f} (mean colour {ev['mim_l1_mean']:.3f})")
         log["wall_time_s"] = time.time() - t_run
         if time.time() - t_ckpt > args.ckpt_every:
             checkpoint(step)
@@ -325,11 +370,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log["wall_time_s"] = time.time() - t_run
     final = log["eval_log"][-1] if log["eval_log"] else {}
     log["final"] = {**final, "steps": step, "images_seen": step * args.batch}
-    meta = {"objective": "radial contours, vmtlib.pretext",
+    meta = {"objective": "radial contours classified + SimMIM, vmtlib.pretext",
             "script": "scripts/pretrain_swin_nano.py",
             "steps": str(step), "batch": str(args.batch), "size": str(args.size),
             "seed": str(args.seed), "input": "ImageNet-normalised RGB",
             "heldout_acc": f"{final.get('acc', float('nan')):.2f}",
+            "heldout_mim_l1": f"{final.get('mim_l1', float('nan')):.4f}",
             "num_classes": str(NUM_CLASSES), "pretext_stages": "0,1,2,3", "initial_stages": ""}
     log["weights"] = {**save_weights(backbone.state_dict(), args.out, meta),
                       "pretext_stages": meta["pretext_stages"]}

@@ -17,14 +17,19 @@ from vmtlib import build_model
 from vmtlib.backbone import NANO_WEIGHTS, build_backbone
 from vmtlib.pretext import (
     FACTORS,
+    MASK_BLOCK,
+    MASK_RATIO,
     NUM_CLASSES,
     STYLES,
+    PixelHead,
     PretextHead,
     RadialContours,
+    block_mask,
     class_factors,
     class_formula,
     contour_radius,
     make_batch,
+    mim_loss,
     pretext_loss,
     render_contour,
 )
@@ -101,6 +106,43 @@ def test_head_and_loss_train_every_stage() -> None:
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0
                for name, p in backbone.named_parameters() if name.endswith("qkv.weight"))
+
+
+def test_masks_hide_the_ratio_of_blocks_of_the_odd_samples_deterministically() -> None:
+    mask = block_mask(0, 5, 128)
+    assert mask.shape == (128, 128) and set(np.unique(mask)) == {0.0, 1.0}
+    cells = mask[::MASK_BLOCK, ::MASK_BLOCK]
+    assert cells.sum() == round(MASK_RATIO * cells.size)
+    blocks = mask.reshape(4, MASK_BLOCK, 4, MASK_BLOCK)
+    assert (blocks.min(axis=(1, 3)) == blocks.max(axis=(1, 3))).all()  # whole blocks only
+    np.testing.assert_array_equal(mask, block_mask(0, 5, 128))
+    assert not np.array_equal(mask, block_mask(0, 7, 128))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        block_mask(0, 1, 100)
+    batch = make_batch(0, [2, 3, 4, 5], 64)
+    assert batch["masked"].tolist() == [False, True, False, True]
+    assert batch["mask"].shape == (4, 1, 64, 64)
+    assert batch["mask"][~batch["masked"]].sum() == 0
+    torch.testing.assert_close(batch["mask"][3, 0], torch.from_numpy(block_mask(0, 5, 64)))
+
+
+def test_pixel_head_reconstructs_at_full_resolution_and_the_loss_sees_masked_pixels_only(
+        ) -> None:
+    backbone = build_backbone("swin_nano", pretrained=False, img_size=64)
+    head = PixelHead(backbone.dims)
+    batch = make_batch(0, range(2), 64)
+    pred = head(backbone(batch["image"]))
+    assert pred.shape == (2, 3, 64, 64)
+    target = torch.randn(2, 3, 64, 64)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[:, :, :32] = 1
+    assert mim_loss(target, target, mask) == 0
+    off_mask = target.clone()
+    off_mask[:, :, 32:] += 5.0  # errors where nothing is hidden do not count
+    assert mim_loss(off_mask, target, mask) == 0
+    assert mim_loss(target + 0.5, target, mask).item() == pytest.approx(0.5)
+    mim_loss(pred, target, mask).backward()
+    assert backbone.layers[0].blocks[0].attn.qkv.weight.grad.abs().sum() > 0
 
 
 def test_schedule_warmup_then_cosine(load_script) -> None:
