@@ -28,11 +28,13 @@ from vmtlib.train import TrainConfig, Trainer
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory):
-    """A 3-step vmt_adapter run on swin_nano (shipped weights) at 64 px, and its model."""
+    """A 3-step vmt_adapter run on swin_nano (shipped weights) at 64 px with decoders of
+    width 32 (not the default: the export must rebuild them from the run's config), and
+    its model."""
     out = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(method="vmt_adapter", backbone="swin_nano", steps=3, img_size=64,
                       val_size=8, train_size=16, batch_size=2, out=str(out), progress=False,
-                      device="cpu")
+                      device="cpu", decoder_dim=32)
     trainer = Trainer(cfg)
     trainer.fit()
     return out, trainer.model.eval()
@@ -54,7 +56,7 @@ def test_export_and_load_adapter_reproduce_the_trained_model(trained, tmp_path: 
         "format": "vmtlib-adapter", "format_version": 1, "method": "vmt_adapter",
         "backbone": "swin_nano", "decoder": "segformer", "img_size": 64, "dtype": "float32",
         "pretrained": True}
-    assert config["tasks"] == list(vmtlib.ALL_TASKS)
+    assert config["tasks"] == list(vmtlib.ALL_TASKS) and config["decoder_dim"] == 32
     assert config["method_kwargs"] == model.info["kwargs"]
     assert config["vmtlib_version"] == vmtlib.__version__
     assert config["backbone_weights"].startswith("sha256:")

@@ -12,16 +12,16 @@ import torch
 import vmtlib.native_eval as native_eval
 from vmtlib import ALL_TASKS, build_model
 from vmtlib.__main__ import main
-from vmtlib.adapter_file import seed_all
 from vmtlib.data import PascalContext, SyntheticScenes
 from vmtlib.data.pascal_writer import write_tiny_pascal_mt
 from vmtlib.metrics import TaskMeter
+from vmtlib.rng import seed_everything
 from vmtlib.train import CHECKPOINT, IMAGENET_MEAN, IMAGENET_STD, save_checkpoint, trainable_state
 
 
 @pytest.fixture(scope="module")
 def model():
-    seed_all(0)
+    seed_everything(0)
     return build_model("vmt_adapter", backbone="swin_nano", img_size=64).eval()
 
 

@@ -45,15 +45,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from vmtlib.backbone import weights_fingerprint
 from vmtlib.model import MultiTaskModel, build_model, count_parameters
+from vmtlib.rng import seed_everything
 
 FORMAT = "vmtlib-adapter"
 FORMAT_VERSION = 1
@@ -88,13 +87,6 @@ def frozen_fingerprint(model: MultiTaskModel) -> str:
         digest.update(f"{name}:{tuple(p.shape)}\n".encode())
         digest.update(p.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return "sha256:" + digest.hexdigest()[:16]
-
-
-def seed_all(seed: int) -> None:
-    """Seed Python, NumPy and torch as ``vmtlib.train.seed_everything`` does."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def save_adapter(model: MultiTaskModel, path: str | Path, pretrained: bool | str | Path,
@@ -195,7 +187,7 @@ def load_adapter(path: str | Path, pretrained: bool | str | Path | None = None,
     config = read_adapter_config(path)
     if pretrained is None:
         pretrained = config.get("pretrained", False)
-    seed_all(int(config.get("seed", 0)))
+    seed_everything(int(config.get("seed", 0)))
     model = build_model(
         config["method"], backbone=config["backbone"], tasks=config["tasks"],
         pretrained=pretrained, decoder=config["decoder"], img_size=int(config["img_size"]),
@@ -228,23 +220,19 @@ def load_adapter(path: str | Path, pretrained: bool | str | Path | None = None,
 
 def model_from_run(run_dir: str | Path) -> tuple[MultiTaskModel, dict[str, Any]]:
     """The trained model of a run directory (``config.json`` + ``checkpoint.pt``), rebuilt
-    as the Trainer built it (same seed, same backbone weights), and the run's config."""
-    from vmtlib.train import CHECKPOINT, load_checkpoint
+    as the Trainer built it (:func:`vmtlib.evaluate.build_model_of`: same seed, backbone
+    weights and decoder width), on the CPU, and the run's config."""
+    from vmtlib.evaluate import build_model_of
+    from vmtlib.rundir import CHECKPOINT, RunDir, load_checkpoint
+    from vmtlib.train_config import TrainConfig
 
-    run_dir = Path(run_dir)
-    cfg_file = run_dir / "config.json"
-    if not cfg_file.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run directory: no config.json")
-    cfg = json.loads(cfg_file.read_text())
-    seed_all(int(cfg.get("seed", 0)))
-    model = build_model(
-        cfg["method"], backbone=cfg.get("backbone", "swin_nano"),
-        tasks=cfg.get("tasks", ("semseg", "human_parts", "sal", "normals")),
-        pretrained=cfg.get("pretrained", True), decoder=cfg.get("decoder", "segformer"),
-        img_size=int(cfg.get("img_size", 128)), **cfg.get("method_kwargs", {}),
-    )
-    load_checkpoint(run_dir / CHECKPOINT, model)
-    return model.eval(), cfg
+    run = RunDir(run_dir)
+    saved = run.saved_config()
+    if saved is None:
+        raise FileNotFoundError(f"{run.path} is not a run directory: no config.json")
+    model = build_model_of(TrainConfig.from_json(saved), torch.device("cpu"))
+    load_checkpoint(run.path / CHECKPOINT, model)
+    return model.eval(), saved
 
 
 def export_run(run_dir: str | Path, out: str | Path, fp16: bool = False) -> Path:
