@@ -127,11 +127,11 @@ def probe(spec: str, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor
                             pretrained=False, img_size=args.size)
         model.decoders.load_state_dict(fresh.decoders.state_dict())
         runs.append(train_decoders(model, f_train, f_val, train, val, seed, args))
-    headline = {t: mean_ci([r["headline"][t] for r in runs]).mean for t in ALL_TASKS}
+    ci = {t: mean_ci([r["headline"][t] for r in runs]) for t in ALL_TASKS}
     return {"backbone": spec, "weights": weights_fingerprint("swin_nano", pretrained),
-            "seeds": list(args.seeds), "runs": runs, "headline": headline,
-            "headline_ci": {t: mean_ci([r["headline"][t] for r in runs]).to_json()
-                            for t in ALL_TASKS},
+            "seeds": list(args.seeds), "runs": runs,
+            "headline": {t: c.mean for t, c in ci.items()},
+            "headline_ci": {t: c.to_json() for t, c in ci.items()},
             "metrics": runs[0]["metrics"], "curve": runs[0]["curve"],
             "encode_s": t_enc, "train_s": sum(r["train_s"] for r in runs)}
 
